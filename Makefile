@@ -1,0 +1,33 @@
+# Two commands on a fresh machine:  make demo  |  make test
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: venv demo test test-fast bench clean
+
+venv: $(STAMP)
+
+# Pinned install: requirements.txt holds what we use, constraints.txt the exact version of
+# everything it pulls in; mediapipe goes in with --no-deps so it cannot add jax or a second OpenCV.
+$(STAMP): requirements.txt requirements-nodeps.txt constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -r requirements.txt -c constraints.txt
+	$(PY) -m pip install --quiet --no-deps -r requirements-nodeps.txt
+	$(PY) tools/check_install.py
+	touch $@
+
+demo: venv
+	$(PY) app.py demo
+
+test: venv
+	$(PY) -m pytest
+
+test-fast: venv
+	$(PY) -m pytest -m "not slow"
+
+bench: venv
+	$(PY) bench/run_all.py
+
+clean:
+	rm -rf $(VENV) demo-run .pytest_cache

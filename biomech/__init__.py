@@ -1,0 +1,1 @@
+"""OpenSim half of the product: file formats, models, scaling, IK, analysis."""

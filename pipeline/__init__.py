@@ -1,0 +1,1 @@
+"""Video-to-markers stages and the runner that chains them."""

@@ -1,0 +1,52 @@
+"""Content digests of files, cached by (size, mtime) so unchanged large videos are hashed once."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+
+class DigestCache:
+    """sha256 of files, remembered in a JSON file keyed by path, size and modification time.
+
+    A file whose size and mtime are unchanged is not read again; a touched file is re-hashed, and
+    if its content is the same its digest is the same, so nothing downstream re-runs.
+    """
+
+    def __init__(self, cache_file: Path):
+        self.cache_file = cache_file
+        self._entries: dict[str, list] = {}
+        if cache_file.is_file():
+            try:
+                self._entries = json.loads(cache_file.read_text())
+            except (json.JSONDecodeError, OSError):
+                self._entries = {}
+        self._dirty = False
+
+    def digest(self, path: Path) -> str:
+        path = Path(path).resolve()
+        st = path.stat()
+        key = str(path)
+        hit = self._entries.get(key)
+        if hit and hit[0] == st.st_size and hit[1] == st.st_mtime_ns:
+            return hit[2]
+        h = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        sha = h.hexdigest()
+        self._entries[key] = [st.st_size, st.st_mtime_ns, sha]
+        self._dirty = True
+        return sha
+
+    def save(self) -> None:
+        if self._dirty:
+            self.cache_file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.cache_file.with_suffix(".part")
+            tmp.write_text(json.dumps(self._entries))
+            tmp.replace(self.cache_file)
+            self._dirty = False
+
+
+def digest_json(obj: object) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()

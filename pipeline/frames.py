@@ -1,0 +1,135 @@
+"""Stage ``frames``: check each camera's video and record its real per-frame timestamps.
+
+Outputs in ``output/<trial>/frames/``:
+  frames.json              per camera: size, rotation, nominal and measured fps, frame count,
+                           duration, variable-frame-rate flag
+  timestamps_<camera>.csv  frame index and presentation time (s) of every frame
+  contact_sheet.png        a grid of evenly spaced frames per camera, to check what each phone saw
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from pipeline.runner import StageContext, StageInputError
+from pipeline.video import VideoError, iter_frames, probe
+
+
+def timing_stats(times_s: np.ndarray, irregular_share: float) -> dict[str, Any]:
+    """Frame-interval statistics of one video. times_s: (frames,) seconds."""
+    dt = np.diff(times_s)
+    if len(dt) == 0:
+        return {"fps_measured": 0.0, "irregular_intervals": 0, "variable_frame_rate": False}
+    med = float(np.median(dt))
+    irregular = int(np.sum(np.abs(dt - med) > irregular_share * med)) if med > 0 else len(dt)
+    return {
+        "fps_measured": round(1.0 / med, 4) if med > 0 else 0.0,
+        "interval_min_ms": round(1000 * float(dt.min()), 3),
+        "interval_max_ms": round(1000 * float(dt.max()), 3),
+        "irregular_intervals": irregular,
+        "variable_frame_rate": irregular > 0,
+    }
+
+
+def _tile(img: np.ndarray, width: int, label: str) -> np.ndarray:
+    h = int(round(img.shape[0] * width / img.shape[1]))
+    tile = cv2.resize(img, (width, h), interpolation=cv2.INTER_AREA)
+    cv2.putText(tile, label, (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 3, cv2.LINE_AA)
+    cv2.putText(tile, label, (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
+    return tile
+
+
+def contact_sheet(rows: list[list[np.ndarray]]) -> np.ndarray:
+    """Stack tiles into one image; rows may differ in tile height (different phones)."""
+    lines = []
+    width = max(sum(t.shape[1] for t in row) for row in rows)
+    for row in rows:
+        h = max(t.shape[0] for t in row)
+        line = np.full((h, width, 3), 32, np.uint8)
+        x = 0
+        for t in row:
+            line[: t.shape[0], x : x + t.shape[1]] = t
+            x += t.shape[1]
+        lines.append(line)
+    return np.vstack(lines)
+
+
+def scan_camera(ctx: StageContext, cam: str, path: Path) -> tuple[dict[str, Any], np.ndarray, list[np.ndarray]]:
+    """Decode one camera's video once: timestamps of all frames, pixels of the contact-sheet frames."""
+    cfg = ctx.config["frames"]
+    try:
+        info = probe(path)
+    except VideoError as exc:
+        raise StageInputError(str(exc)) from None
+    n_est = max(info.frame_count_container, 1)
+    n_tiles = cfg["contact_sheet_frames"] if cfg["contact_sheet"] else 0
+    picks = set(np.linspace(0, n_est - 1, n_tiles).round().astype(int).tolist()) if n_tiles else set()
+    times, tiles = [], []
+    try:
+        for fr in ctx.progress(iter_frames(path, images=picks), total=info.frame_count_container or None, desc=cam):
+            times.append(fr.time_s)
+            if fr.image is not None:
+                tiles.append(_tile(fr.image, cfg["contact_sheet_tile_width_px"], f"{cam}  {fr.time_s:.2f}s"))
+    except VideoError as exc:
+        raise StageInputError(str(exc)) from None
+    t = np.asarray(times)
+    if len(t) == 0:
+        raise StageInputError(f"{path}: no frame could be decoded; re-export the video as H.264 .mp4")
+    expected = info.frame_count_container
+    if expected > 0 and len(t) < (1 - cfg["max_missing_frame_share"]) * expected:
+        raise StageInputError(
+            f"{path}: truncated: its header announces {expected} frames but only {len(t)} decode; copy the file from the phone again"
+        )
+    record = {
+        "file": str(path),
+        "width": info.width,
+        "height": info.height,
+        "rotation_deg": info.rotation_deg,
+        "codec": info.codec,
+        "fps_nominal": round(info.fps_nominal, 4),
+        "frames": int(len(t)),
+        "frames_in_header": expected,
+        "start_s": round(float(t[0]), 6),
+        "duration_s": round(float(t[-1] - t[0]), 6),
+        **timing_stats(t, cfg["irregular_interval_share"]),
+    }
+    return record, t, tiles
+
+
+def run_frames(ctx: StageContext) -> None:
+    cfg = ctx.config["frames"]
+    cameras: dict[str, Any] = {}
+    sheet_rows = []
+    for cam in [c.id for c in ctx.session.cameras]:
+        record, t, tiles = scan_camera(ctx, cam, ctx.trial.videos[cam])
+        fps = record["fps_measured"]
+        if not cfg["min_fps"] <= fps <= cfg["max_fps"]:
+            ctx.log.warning(
+                "%s: %.1f fps is outside the validated %g-%g fps; results may be less accurate",
+                record["file"], fps, cfg["min_fps"], cfg["max_fps"],
+            )
+        if record["variable_frame_rate"]:
+            ctx.log.info("%s: variable frame rate (%d irregular intervals); real timestamps are used", record["file"], record["irregular_intervals"])
+        np.savetxt(
+            ctx.out_dir / f"timestamps_{cam}.csv",
+            np.column_stack([np.arange(len(t)), t]),
+            fmt=["%d", "%.6f"], delimiter=",", header="frame,time_s", comments="",
+        )
+        cameras[cam] = record
+        if tiles:
+            sheet_rows.append(tiles)
+    (ctx.out_dir / "frames.json").write_text(json.dumps({"trial": ctx.trial.name, "cameras": cameras}, indent=2))
+    if sheet_rows:
+        cv2.imwrite(str(ctx.out_dir / "contact_sheet.png"), contact_sheet(sheet_rows))
+    durations = [c["duration_s"] for c in cameras.values()]
+    ctx.summary.update(
+        cameras=len(cameras),
+        frames={k: v["frames"] for k, v in cameras.items()},
+        fps={k: v["fps_measured"] for k, v in cameras.items()},
+        message=f"{len(cameras)} cameras, {min(durations):.1f}-{max(durations):.1f} s, "
+        + "/".join(f"{v['fps_measured']:.0f}" for v in cameras.values()) + " fps",
+    )

@@ -1,0 +1,53 @@
+"""Run the pipeline on one session: load and validate it, run the stages, log, summarise."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline.logs import session_logging
+from pipeline.runner import FAILED, Outcome, Runner
+from pipeline.stages import stages_from_config
+from pipeline.summary import format_table, write_summary
+from sessions.session import load_session
+
+EXIT_OK, EXIT_TRIAL_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+@dataclass
+class SessionRun:
+    root: Path
+    outcomes: list[Outcome]
+
+    @property
+    def failed_trials(self) -> list[str]:
+        return sorted({o.trial for o in self.outcomes if o.status == FAILED})
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_TRIAL_FAILED if self.failed_trials else EXIT_OK
+
+
+def run_session(
+    root: str | Path,
+    trials: list[str] | None = None,
+    force_from: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    show_progress: bool | None = None,
+) -> SessionRun:
+    """Run a session's trials; raises SessionError (bad input) before anything runs."""
+    session = load_session(root, overrides)
+    if trials:
+        for name in trials:
+            session.trial(name)  # unknown trial names are bad input, raised before any work
+    stages = stages_from_config(session.config["run"]["stages"])
+    with session_logging(session.output_dir / "log.txt", session.config["run"]["log_level"]) as log:
+        log.info("session %s: subject %s, %d cameras, trials %s", session.root, session.subject.id,
+                 len(session.cameras), ", ".join(t.name for t in session.trials))
+        for w in session.warnings:
+            log.warning("warning: %s", w)
+        outcomes = Runner(session, stages, show_progress).run(trials, force_from)
+        log.info("\n%s\n", format_table(outcomes))
+        log.info("outputs in %s (log: %s)", session.output_dir, session.output_dir / "log.txt")
+        write_summary(session.output_dir / "summary.json", session.root, outcomes)
+    return SessionRun(session.root, outcomes)

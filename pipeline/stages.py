@@ -1,0 +1,38 @@
+"""The pipeline's stages, in order, and which of them are built.
+
+A stage that another piece of work has not delivered yet has ``run=None`` and a ``pending`` note;
+the runner reports it as "not available yet" and the stages after it wait.
+"""
+from __future__ import annotations
+
+from pipeline.frames import run_frames
+from pipeline.runner import Stage, StageContext
+
+
+def _videos(ctx: StageContext) -> list:
+    return [ctx.trial.videos[c.id] for c in ctx.session.cameras]
+
+
+STAGES: dict[str, Stage] = {
+    s.name: s
+    for s in [
+        Stage("frames", run_frames, config_sections=("frames",), inputs=_videos, version="1"),
+        Stage("keypoints", None, needs=("frames",), pending="2D keypoints: video front-end issue"),
+        Stage("sync", None, needs=("keypoints",), pending="velocity-based sync: video front-end issue"),
+        Stage("triangulate", None, needs=("sync",), pending="3D reconstruction issue"),
+        Stage("filter", None, needs=("triangulate",), pending="3D reconstruction issue"),
+        Stage("augment", None, needs=("filter",), pending="LSTM marker augmenter issue"),
+        Stage("scale", None, needs=("augment",), kinds=("static",), pending="biomechanics issue"),
+        Stage("ik", None, needs=("augment",), pending="biomechanics issue"),
+        Stage("analyse", None, needs=("ik",), kinds=("dynamic",), pending="joint-angle analysis"),
+        Stage("report", None, needs=("analyse",), kinds=("dynamic",), pending="clinician report"),
+    ]
+}
+
+
+def stages_from_config(names: list[str]) -> list[Stage]:
+    """The stages named in ``run.stages``, checked against the ones that exist."""
+    unknown = [n for n in names if n not in STAGES]
+    if unknown:
+        raise ValueError(f"run.stages names unknown stage(s) {unknown}; known: {list(STAGES)}")
+    return [STAGES[n] for n in names]

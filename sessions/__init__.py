@@ -1,0 +1,1 @@
+"""Sessions: folder layout, session.yaml schema and validation, configuration, output paths, batch runs."""

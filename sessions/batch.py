@@ -1,0 +1,62 @@
+"""Batch runs: every session under a folder, one after another; one bad session never stops the rest."""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from sessions.config import ConfigError
+from sessions.session import SessionError
+
+log = logging.getLogger("markerless.batch")
+
+
+def find_sessions(root: str | Path) -> list[Path]:
+    """Folders under ``root`` (itself included) holding a session.yaml, outside any output/ tree."""
+    root = Path(root)
+    found = [p.parent for p in sorted(root.rglob("session.yaml")) if "output" not in p.relative_to(root).parts[:-1]]
+    return found
+
+
+@dataclass
+class BatchEntry:
+    session: Path
+    status: str  # 'ok', 'trial failed', 'invalid', 'crashed'
+    detail: str = ""
+    failed_trials: list[str] | None = None
+
+
+def run_batch(root: str | Path, run_one: Callable[..., Any], **kwargs: Any) -> list[BatchEntry]:
+    """Call ``run_one(session_path, **kwargs)`` (returns a SessionRun) for every session found."""
+    entries: list[BatchEntry] = []
+    for path in find_sessions(root):
+        try:
+            result = run_one(path, **kwargs)
+            failed = result.failed_trials
+            entries.append(BatchEntry(path, "trial failed" if failed else "ok", ", ".join(failed), failed))
+        except (SessionError, ConfigError) as exc:
+            entries.append(BatchEntry(path, "invalid", "; ".join(exc.problems)))
+        except Exception as exc:  # a crash in one session must not lose the others
+            entries.append(BatchEntry(path, "crashed", f"{type(exc).__name__}: {exc}"))
+    return entries
+
+
+def format_batch(entries: list[BatchEntry]) -> str:
+    if not entries:
+        return "no sessions found (a session is a folder with a session.yaml)"
+    w = max(len(str(e.session)) for e in entries)
+    lines = [f"{'session'.ljust(w)}  status        detail", f"{'-' * w}  ------------  ------"]
+    lines += [f"{str(e.session).ljust(w)}  {e.status.ljust(12)}  {e.detail}" for e in entries]
+    ok = sum(e.status == "ok" for e in entries)
+    lines.append(f"{ok}/{len(entries)} sessions ran without failures")
+    return "\n".join(lines)
+
+
+def write_batch_summary(path: Path, entries: list[BatchEntry]) -> None:
+    path.write_text(json.dumps({
+        "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "sessions": [{**e.__dict__, "session": str(e.session)} for e in entries],
+    }, indent=2))

@@ -1,0 +1,324 @@
+"""The session folder: ``session.yaml`` schema, trial discovery and up-front validation.
+
+Layout (one layout, documented in the README)::
+
+    SESSION/
+      session.yaml                  subject, cameras, checkerboard, trials, config overrides
+      calibration/                  calibration recordings and the computed camera file
+      videos/<trial>/<camera>.mp4   one video per camera per trial (.mp4 .mov .avi .mkv .m4v)
+      mocap/<file>.trc              optional ground-truth marker data, named per trial
+      output/                       written by the pipeline
+
+Loading checks everything at once and raises ``SessionError`` with every problem found, each
+naming the file, what is wrong and what to do.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sessions.config import ConfigError, apply_overrides, load_defaults
+
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".m4v")
+TRIAL_KINDS = ("static", "dynamic")
+SEXES = {"f": "f", "female": "f", "m": "m", "male": "m", "x": "x", "other": "x"}
+PLACEMENTS = ("vertical", "ground")
+TOP_KEYS = {"subject", "cameras", "checkerboard", "trials", "config"}
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class SessionError(ValueError):
+    """An invalid session; ``problems`` holds one message per problem found."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__(f"{len(problems)} problem(s):\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+@dataclass(frozen=True)
+class Subject:
+    id: str
+    height_m: float
+    mass_kg: float
+    sex: str  # 'f', 'm' or 'x'
+
+
+@dataclass(frozen=True)
+class Camera:
+    id: str
+    device: str | None = None
+
+
+@dataclass(frozen=True)
+class Checkerboard:
+    """Inner-corner counts, square size, and whether the board stands vertical or lies on the floor."""
+
+    rows: int
+    cols: int
+    square_mm: float
+    placement: str
+
+
+@dataclass(frozen=True)
+class Trial:
+    name: str
+    kind: str  # 'static' or 'dynamic'
+    videos: dict[str, Path]  # camera id -> video file
+    mocap: Path | None = None
+
+
+@dataclass
+class Session:
+    root: Path
+    subject: Subject
+    cameras: list[Camera]
+    trials: list[Trial]
+    checkerboard: Checkerboard | None
+    config: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def yaml_path(self) -> Path:
+        return self.root / "session.yaml"
+
+    @property
+    def output_dir(self) -> Path:
+        return self.root / "output"
+
+    @property
+    def calibration_dir(self) -> Path:
+        return self.root / "calibration"
+
+    def trial(self, name: str) -> Trial:
+        for t in self.trials:
+            if t.name == name:
+                return t
+        raise KeyError(f"{self.yaml_path}: no trial named {name!r}; trials are {[t.name for t in self.trials]}")
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def _check_subject(raw: Any, where: str, problems: list[str]) -> Subject | None:
+    if not isinstance(raw, dict):
+        problems.append(f"{where}: 'subject' is missing; add subject: {{id: S01, height_m: 1.75, mass_kg: 70, sex: f}}")
+        return None
+    unknown = set(raw) - {"id", "height_m", "mass_kg", "sex"}
+    for k in sorted(unknown):
+        hint = " (give height in metres as height_m)" if "height" in k else " (give mass in kg as mass_kg)" if ("mass" in k or "weight" in k) else ""
+        problems.append(f"{where}: unknown key 'subject.{k}'{hint}; allowed: id, height_m, mass_kg, sex")
+    sid = raw.get("id")
+    if sid is None or not str(sid).strip():
+        problems.append(f"{where}: subject.id is missing; give the subject an identifier, e.g. id: S01")
+    height = _number(raw.get("height_m"))
+    if "height_m" not in raw:
+        problems.append(f"{where}: subject.height_m is missing; give the height in metres, e.g. height_m: 1.75")
+    elif height is None:
+        problems.append(f"{where}: subject.height_m is {raw.get('height_m')!r}, not a number; write e.g. 1.75")
+    elif 100 <= height <= 250:
+        problems.append(f"{where}: subject.height_m is {height:g}, which looks like centimetres; write it in metres ({height / 100:.2f})")
+    elif not 0.5 <= height <= 2.5:
+        problems.append(f"{where}: subject.height_m is {height:g} m, outside 0.5-2.5 m; check the value (metres)")
+    mass = _number(raw.get("mass_kg"))
+    if "mass_kg" not in raw:
+        problems.append(f"{where}: subject.mass_kg is missing; give the mass in kilograms, e.g. mass_kg: 70")
+    elif mass is None:
+        problems.append(f"{where}: subject.mass_kg is {raw.get('mass_kg')!r}, not a number; write e.g. 70")
+    elif mass > 1000:
+        problems.append(f"{where}: subject.mass_kg is {mass:g}, which looks like grams; write it in kilograms ({mass / 1000:.1f})")
+    elif not 10 <= mass <= 300:
+        problems.append(f"{where}: subject.mass_kg is {mass:g} kg, outside 10-300 kg; check the value (kilograms, not pounds)")
+    sex = SEXES.get(str(raw.get("sex", "")).strip().lower())
+    if sex is None:
+        problems.append(f"{where}: subject.sex is {raw.get('sex')!r}; use f, m or x")
+    if sid is None or height is None or mass is None or sex is None:
+        return None
+    return Subject(str(sid), height, mass, sex)
+
+
+def _check_cameras(raw: Any, where: str, problems: list[str]) -> list[Camera]:
+    if not isinstance(raw, list) or not raw:
+        problems.append(f"{where}: 'cameras' is missing; list at least 2, e.g. cameras: [{{id: cam1}}, {{id: cam2}}]")
+        return []
+    cams: list[Camera] = []
+    for i, entry in enumerate(raw):
+        if isinstance(entry, str):
+            entry = {"id": entry}
+        if not isinstance(entry, dict) or "id" not in entry:
+            problems.append(f"{where}: cameras[{i}] has no id; write {{id: cam{i + 1}, device: iPhone13,3}}")
+            continue
+        cid = str(entry["id"])
+        if not NAME_RE.match(cid):
+            problems.append(f"{where}: camera id {cid!r} may hold only letters, digits, '_', '-' and '.'")
+        if any(c.id == cid for c in cams):
+            problems.append(f"{where}: camera id {cid!r} appears twice; give each camera its own id")
+            continue
+        device = entry.get("device")
+        cams.append(Camera(cid, None if device is None else str(device)))
+    if len(cams) < 2:
+        problems.append(f"{where}: {len(cams)} camera(s) listed; 3D needs at least 2 cameras filming the same trials")
+    return cams
+
+
+def _check_board(raw: Any, where: str, problems: list[str]) -> Checkerboard | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        problems.append(f"{where}: 'checkerboard' must be a mapping: {{rows: 4, cols: 7, square_mm: 60, placement: vertical}}")
+        return None
+    ok = True
+    for key in ("rows", "cols"):
+        v = raw.get(key)
+        if not isinstance(v, int) or isinstance(v, bool) or v < 2:
+            problems.append(f"{where}: checkerboard.{key} is {v!r}; give the number of INNER corners (an integer >= 2)")
+            ok = False
+    sq = _number(raw.get("square_mm"))
+    if sq is None or sq <= 0:
+        problems.append(f"{where}: checkerboard.square_mm is {raw.get('square_mm')!r}; give the square side in millimetres, e.g. 60")
+        ok = False
+    elif sq < 5:
+        problems.append(f"{where}: checkerboard.square_mm is {sq:g}, which looks like centimetres or metres; give millimetres (e.g. 60)")
+        ok = False
+    placement = raw.get("placement", "vertical")
+    if placement not in PLACEMENTS:
+        problems.append(f"{where}: checkerboard.placement is {placement!r}; use 'vertical' or 'ground'")
+        ok = False
+    if ok and raw["rows"] == raw["cols"]:
+        problems.append(f"{where}: checkerboard has {raw['rows']}x{raw['cols']} inner corners; a square board cannot be oriented unambiguously, use one with different row and column counts")
+        ok = False
+    unknown = set(raw) - {"rows", "cols", "square_mm", "placement"}
+    for k in sorted(unknown):
+        problems.append(f"{where}: unknown key 'checkerboard.{k}'; allowed: rows, cols, square_mm, placement")
+    return Checkerboard(raw["rows"], raw["cols"], float(sq), placement) if ok and not unknown else None
+
+
+def _discover_trials(root: Path) -> list[dict[str, Any]]:
+    vids = root / "videos"
+    if not vids.is_dir():
+        return []
+    return [
+        {"name": d.name, "kind": "static" if d.name.lower().startswith("static") else "dynamic"}
+        for d in sorted(vids.iterdir())
+        if d.is_dir()
+    ]
+
+
+def _check_trials(raw: Any, root: Path, cams: list[Camera], where: str, problems: list[str], warnings: list[str]) -> list[Trial]:
+    if raw is None:
+        raw = _discover_trials(root)
+        if not raw:
+            problems.append(f"{where}: no trials listed and no folders under {root / 'videos'}; put each trial's videos in videos/<trial>/<camera>.mp4")
+            return []
+    if not isinstance(raw, list):
+        problems.append(f"{where}: 'trials' must be a list of {{name, kind, mocap}} entries")
+        return []
+    cam_ids = [c.id for c in cams]
+    trials: list[Trial] = []
+    seen: set[str] = set()
+    for i, entry in enumerate(raw):
+        if not isinstance(entry, dict) or "name" not in entry:
+            problems.append(f"{where}: trials[{i}] has no name; write {{name: squats1, kind: dynamic}}")
+            continue
+        name = str(entry["name"])
+        if name in seen:
+            problems.append(f"{where}: trial name {name!r} appears twice; trial names must be unique")
+            continue
+        seen.add(name)
+        if not NAME_RE.match(name):
+            problems.append(f"{where}: trial name {name!r} may hold only letters, digits, '_', '-' and '.'")
+            continue
+        kind = entry.get("kind", "static" if name.lower().startswith("static") else "dynamic")
+        if kind not in TRIAL_KINDS:
+            problems.append(f"{where}: trial {name!r} has kind {kind!r}; use 'static' (standing still, for scaling) or 'dynamic'")
+        unknown = set(entry) - {"name", "kind", "mocap", "videos"}
+        for k in sorted(unknown):
+            problems.append(f"{where}: trial {name!r} has unknown key {k!r}; allowed: name, kind, mocap, videos")
+        videos = _trial_videos(entry, root, name, cam_ids, where, problems)
+        mocap = None
+        if entry.get("mocap") is not None:
+            mocap = (root / str(entry["mocap"])).resolve()
+            if mocap.suffix.lower() != ".trc":
+                problems.append(f"{where}: trial {name!r} mocap {entry['mocap']!r} is not a .trc file; export the mocap markers as .trc")
+            elif not mocap.is_file():
+                problems.append(f"{mocap}: mocap file of trial {name!r} not found; fix the path in session.yaml (relative to the session folder)")
+        trials.append(Trial(name, kind, videos, mocap))
+    if trials and not any(t.kind == "static" for t in trials):
+        warnings.append(f"{where}: no static trial; scaling the model to the subject needs one (a few seconds standing still)")
+    return trials
+
+
+def _trial_videos(entry: dict, root: Path, name: str, cam_ids: list[str], where: str, problems: list[str]) -> dict[str, Path]:
+    folder = root / "videos" / name
+    videos: dict[str, Path] = {}
+    explicit = entry.get("videos")
+    if explicit is not None:
+        if not isinstance(explicit, dict):
+            problems.append(f"{where}: trial {name!r} videos must map camera id -> file, e.g. {{cam1: videos/{name}/cam1.mp4}}")
+            return {}
+        for cam, rel in explicit.items():
+            if str(cam) not in cam_ids:
+                problems.append(f"{where}: trial {name!r} names a video for unknown camera {cam!r}; cameras are {cam_ids}")
+                continue
+            videos[str(cam)] = (root / str(rel)).resolve()
+    elif folder.is_dir():
+        for f in sorted(folder.iterdir()):
+            if f.suffix.lower() not in VIDEO_EXTENSIONS or f.name.startswith("."):
+                continue
+            if f.stem not in cam_ids:
+                problems.append(f"{f}: video for unknown camera {f.stem!r} in trial {name!r}; rename it to one of {cam_ids} or add the camera to session.yaml")
+                continue
+            if f.stem in videos:
+                problems.append(f"{f}: second video for camera {f.stem!r} in trial {name!r} (also {videos[f.stem].name}); keep one")
+                continue
+            videos[f.stem] = f.resolve()
+    for cam in cam_ids:
+        path = videos.get(cam)
+        if path is None:
+            problems.append(f"{folder / (cam + '.mp4')}: no video of camera {cam!r} for trial {name!r}; every camera must film every trial")
+        elif not path.is_file():
+            problems.append(f"{path}: video of camera {cam!r} for trial {name!r} not found")
+        elif path.stat().st_size == 0:
+            problems.append(f"{path}: video of camera {cam!r} for trial {name!r} is empty (0 bytes); copy it again from the phone")
+    return videos
+
+
+def load_session(root: str | Path, cli_overrides: dict[str, Any] | None = None) -> Session:
+    """Load and validate a session folder; raise SessionError listing every problem found."""
+    root = Path(root).resolve()
+    where = str(root / "session.yaml")
+    if not root.is_dir():
+        raise SessionError([f"{root}: session folder not found"])
+    if not (root / "session.yaml").is_file():
+        raise SessionError([f"{where}: missing; every session folder needs a session.yaml (see README, 'Session layout')"])
+    try:
+        raw = yaml.safe_load((root / "session.yaml").read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f", line {mark.line + 1}" if mark else ""
+        raise SessionError([f"{where}{line}: not valid YAML ({getattr(exc, 'problem', exc)}); check indentation and colons"]) from None
+    if not isinstance(raw, dict):
+        raise SessionError([f"{where}: expected a mapping with subject, cameras and trials"])
+    problems: list[str] = []
+    warnings: list[str] = []
+    for k in sorted(set(raw) - TOP_KEYS):
+        problems.append(f"{where}: unknown top-level key {k!r}; allowed: {', '.join(sorted(TOP_KEYS))}")
+    subject = _check_subject(raw.get("subject"), where, problems)
+    cameras = _check_cameras(raw.get("cameras"), where, problems)
+    board = _check_board(raw.get("checkerboard"), where, problems)
+    trials = _check_trials(raw.get("trials"), root, cameras, where, problems, warnings)
+    config: dict[str, Any] = {}
+    try:
+        config = apply_overrides(load_defaults(), [(f"{where} (config)", raw.get("config")), ("--set", cli_overrides)])
+    except ConfigError as exc:
+        problems += exc.problems
+    if problems:
+        raise SessionError(problems)
+    assert subject is not None
+    return Session(root, subject, cameras, trials, board, config, warnings)
