@@ -183,7 +183,7 @@ def _check_board(raw: Any, where: str, problems: list[str]) -> Checkerboard | No
     if sq is None or sq <= 0:
         problems.append(f"{where}: checkerboard.square_mm is {raw.get('square_mm')!r}; give the square side in millimetres, e.g. 60")
         ok = False
-    elif sq < 5:
+    elif sq < 10:  # real boards have squares of 20-150 mm; 6 means 6 cm
         problems.append(f"{where}: checkerboard.square_mm is {sq:g}, which looks like centimetres or metres; give millimetres (e.g. 60)")
         ok = False
     placement = raw.get("placement", "vertical")
