@@ -10,6 +10,8 @@ import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parent
 DEMO_SESSION = ROOT / "demo" / "session"
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -76,6 +78,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     shutil.copytree(DEMO_SESSION, dest, dirs_exist_ok=True, ignore=shutil.ignore_patterns("output"),
                     copy_function=_copy_if_changed)
     print(f"demo session: {dest}")
+    if not (dest / "calibration" / "cameras.yaml").is_file():
+        from calibration.session_calibration import calibrate_session
+        from sessions.session import load_session
+
+        res = calibrate_session(load_session(dest))
+        errs = ", ".join(f"{k} {v:.2f} px" for k, v in res.result.error_px.items())
+        print(f"calibrated the cameras from the board ({errs}): {res.cameras_file}")
     result = run_session(dest, show_progress=False if args.no_progress else None)
     return result.exit_code
 
@@ -85,6 +94,74 @@ def _copy_if_changed(src: str, dst: str) -> None:
     if d.exists() and d.stat().st_size == s.stat().st_size and d.read_bytes() == s.read_bytes():
         return
     shutil.copy2(s, d)
+
+
+def _board(spec: str, square_mm: float):
+    from calibration.checkerboard import Board
+
+    try:
+        rows, cols = (int(x) for x in spec.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"--board {spec}: expected ROWSxCOLS inner corners, e.g. 4x7") from None
+    if square_mm <= 0:
+        raise ValueError(f"--square-mm {square_mm}: give the square side in millimetres, e.g. 60")
+    return Board(rows, cols, square_mm / 1000.0)
+
+
+def cmd_calibrate_intrinsics(args: argparse.Namespace) -> int:
+    from calibration.camera import save_cameras
+    from calibration.intrinsics import PRESETS_PATH, intrinsics_from_folder, save_preset
+
+    board = _board(args.board, args.square_mm)
+    folder = Path(args.images)
+    res = intrinsics_from_folder(folder, board, args.name or folder.name, max_views=args.max_views)
+    cam = res.camera
+    print(f"camera {cam.name}: {cam.image_size[0]}x{cam.image_size[1]}, RMS {res.rms_px:.3f} px over {len(res.per_view_rms_px)} views")
+    print(f"  fx {cam.K[0, 0]:.1f}  fy {cam.K[1, 1]:.1f}  cx {cam.K[0, 2]:.1f}  cy {cam.K[1, 2]:.1f}  dist {np.round(cam.dist, 4).tolist()}")
+    for view, err in res.per_view_rms_px.items():
+        print(f"  {view}: {err:.3f} px")
+    for view, err in res.dropped.items():
+        print(f"  dropped {view}: {err:.3f} px (outlier)")
+    for name in res.not_found:
+        print(f"  board not found in {name}")
+    save_cameras(args.out, [cam], comment=f"intrinsics from {folder}")
+    print(f"written {args.out}")
+    if args.preset:
+        path = Path(args.presets_file) if args.presets_file else PRESETS_PATH
+        save_preset(path, args.preset, cam)
+        print(f"preset {args.preset}@{cam.image_size[0]}x{cam.image_size[1]} saved in {path}")
+    return EXIT_OK
+
+
+def cmd_calibrate_extrinsics(args: argparse.Namespace) -> int:
+    from calibration.session_calibration import calibrate_session
+    from sessions.session import load_session
+
+    session = load_session(args.session, _overrides(args))
+    res = calibrate_session(session)
+    for cam in res.result.cameras:
+        print(f"camera {cam.name}: board error {res.result.error_px[cam.name]:.3f} px, "
+              f"centre {np.round(cam.centre_m, 3).tolist()} m, intrinsics: {res.intrinsics_source[cam.name]}")
+    for w in res.result.warnings:
+        print(f"warning: {w}")
+    print(f"written {res.cameras_file} (check images: {session.calibration_dir}/check_<camera>.png)")
+    return EXIT_OK
+
+
+def cmd_calibrate_import(args: argparse.Namespace) -> int:
+    from calibration.camera import save_cameras
+    from calibration.importers import import_cameras, write_pose2sim_toml
+
+    cams = import_cameras(args.file)
+    out = Path(args.out)
+    if out.suffix.lower() == ".toml":
+        write_pose2sim_toml(out, cams)
+    else:
+        save_cameras(out, cams, comment=f"imported from {Path(args.file).name}")
+    for c in cams:
+        print(f"camera {c.name}: {c.image_size[0]}x{c.image_size[1]}, f {c.K[0, 0]:.1f} px, centre {np.round(c.centre_m, 3).tolist()} m")
+    print(f"written {out}")
+    return EXIT_OK
 
 
 def cmd_stages(args: argparse.Namespace) -> int:
@@ -149,6 +226,27 @@ def build_parser() -> argparse.ArgumentParser:
     with_set(v)
     v.set_defaults(func=cmd_validate)
 
+    cal = sub.add_parser("calibrate", help="camera calibration: intrinsics, extrinsics, import/export")
+    calsub = cal.add_subparsers(dest="what", required=True, metavar="WHAT")
+    ci = calsub.add_parser("intrinsics", help="intrinsics of one camera from checkerboard images or a video")
+    ci.add_argument("--images", required=True, help="folder of checkerboard images (or holding one video)")
+    ci.add_argument("--board", required=True, help="inner corners ROWSxCOLS, e.g. 4x7")
+    ci.add_argument("--square-mm", type=float, required=True, help="square side in millimetres")
+    ci.add_argument("--out", required=True, help="camera file to write (.yaml)")
+    ci.add_argument("--name", help="camera name (default: the folder name)")
+    ci.add_argument("--max-views", type=int, default=25, help="most views used (default 25)")
+    ci.add_argument("--preset", metavar="DEVICE", help="also save as the preset for this device model")
+    ci.add_argument("--presets-file", help="preset table to write (default: calibration/device_presets.yaml)")
+    ci.set_defaults(func=cmd_calibrate_intrinsics)
+    ce = calsub.add_parser("extrinsics", help="all cameras of a session from the board in calibration/extrinsics/")
+    ce.add_argument("session")
+    with_set(ce)
+    ce.set_defaults(func=cmd_calibrate_extrinsics)
+    cm = calsub.add_parser("import", help="convert Qualisys .qca.txt, Pose2Sim .toml, OpenCap .pickle to ours (or .toml)")
+    cm.add_argument("file")
+    cm.add_argument("--out", required=True, help="output: .yaml (ours) or .toml (Pose2Sim)")
+    cm.set_defaults(func=cmd_calibrate_import)
+
     s = sub.add_parser("stages", help="list the pipeline stages and which are available")
     s.set_defaults(func=cmd_stages)
 
@@ -161,6 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(ROOT))
+    from calibration.intrinsics import CalibrationError
     from sessions.config import ConfigError
     from sessions.session import SessionError
 
@@ -172,6 +271,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except ConfigError as exc:
         _print_problems("bad configuration", exc.problems)
+        return EXIT_BAD_INPUT
+    except CalibrationError as exc:
+        print(f"calibration failed: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except (KeyError, ValueError) as exc:
         print(f"error: {exc.args[0] if exc.args else exc}", file=sys.stderr)

@@ -20,6 +20,9 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from biomech.trc import MarkerTable, write_trc  # noqa: E402
+from calibration.camera import Camera  # noqa: E402
+from calibration.checkerboard import Board  # noqa: E402
+from calibration.synthetic import board_to_camera, render_board  # noqa: E402
 
 KEYPOINTS = ["Neck", "RShoulder", "LShoulder", "RElbow", "LElbow", "RWrist", "LWrist", "midHip", "RHip", "LHip",
              "RKnee", "LKnee", "RAnkle", "LAnkle", "RBigToe", "RSmallToe", "RHeel", "LBigToe", "LSmallToe", "LHeel"]
@@ -27,6 +30,11 @@ HEIGHT_M, MASS_KG = 1.70, 65.0
 IMAGE_W, IMAGE_H, FOCAL_PX = 360, 640, 560.0
 VIDEO_FPS, MOCAP_HZ = 30.0, 100.0
 CAMERAS = {"cam1": {"azimuth_deg": 40.0, "start_s": 0.0}, "cam2": {"azimuth_deg": -45.0, "start_s": 0.3}}
+# The extrinsics board: 5x8 inner corners, 100 mm squares, standing vertical at the subject's place,
+# facing the cameras (+X). Board axes in world: x along -Z, y down, first corner top at +Z.
+BOARD = Board(5, 8, 0.100)
+BOARD_R_W2B = np.array([[0.0, 0.0, -1.0], [0.0, -1.0, 0.0], [-1.0, 0.0, 0.0]])
+BOARD_ORIGIN_M = np.array([0.0, 1.3, 0.35])
 TRIALS = {"static": {"kind": "static", "seconds": 2.5, "squats": 0}, "squats": {"kind": "dynamic", "seconds": 7.0, "squats": 3}}
 
 
@@ -173,9 +181,15 @@ def make_session(out: Path) -> None:
                 writer.write(render(frame, R, t, bg))
             writer.release()
     K = [[FOCAL_PX, 0, IMAGE_W / 2], [0, FOCAL_PX, IMAGE_H / 2], [0, 0, 1]]
+    (out / "calibration" / "extrinsics").mkdir(exist_ok=True)
+    for cam, (R, t) in cams.items():
+        c = Camera(cam, (IMAGE_W, IMAGE_H), K, np.zeros(5), R, t)
+        Rb, tb = board_to_camera(c, BOARD_R_W2B, BOARD_ORIGIN_M)
+        cv2.imwrite(str(out / "calibration" / "extrinsics" / f"{cam}.png"), render_board(c, BOARD, Rb, tb, seed=len(cam)))
     (out / "calibration" / "virtual_cameras.yaml").write_text(
         "# The true virtual cameras of this synthetic session: world to camera x_cam = R x_world + t,\n"
         "# metres, world frame X forward, Y up, Z right (OpenSim), pixels with origin at the top-left.\n"
+        f"# The extrinsics board: x_board = R_w2b (x_world - origin), R_w2b = {BOARD_R_W2B.tolist()}, origin = {BOARD_ORIGIN_M.tolist()}\n"
         + yaml.safe_dump({c: {"image_size": [IMAGE_W, IMAGE_H], "K": K, "distortion": [0.0] * 5,
                               "R": np.round(R, 9).tolist(), "t": np.round(t, 9).tolist()}
                           for c, (R, t) in cams.items()}, sort_keys=False)
@@ -183,7 +197,7 @@ def make_session(out: Path) -> None:
     session = {
         "subject": {"id": "demo01", "height_m": HEIGHT_M, "mass_kg": MASS_KG, "sex": "f"},
         "cameras": [{"id": c, "device": "virtual"} for c in CAMERAS],
-        "checkerboard": {"rows": 4, "cols": 7, "square_mm": 60, "placement": "vertical"},
+        "checkerboard": {"rows": BOARD.rows, "cols": BOARD.cols, "square_mm": BOARD.square_m * 1000, "placement": "vertical"},
         "trials": [{"name": n, "kind": s["kind"], "mocap": f"mocap/{n}.trc"} for n, s in TRIALS.items()],
     }
     (out / "session.yaml").write_text(

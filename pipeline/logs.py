@@ -15,6 +15,8 @@ class _TqdmHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             tqdm.write(self.format(record))
+        except BrokenPipeError:  # console closed (e.g. piped into `head`): keep logging to the file only
+            self.setLevel(logging.CRITICAL + 1)
         except Exception:  # pragma: no cover - logging must never raise
             self.handleError(record)
 

@@ -1,0 +1,135 @@
+"""Calibrate a session's cameras: intrinsics per camera, extrinsics from the board in the scene.
+
+Inputs, in the session folder:
+  calibration/intrinsics/<camera>/   checkerboard images or a video (optional if the camera's
+                                     ``device`` has a preset in calibration/device_presets.yaml)
+  calibration/extrinsics/<camera>.*  an image or short video in which that camera sees the board
+                                     placed as session.yaml's ``checkerboard`` says
+Outputs:
+  calibration/cameras.yaml           the cameras (our YAML; export with `calibrate import --out X.toml`)
+  calibration/calibration_report.json  per-camera errors, sources, warnings
+  calibration/check_<camera>.png     the board's detected corners and the world axes drawn in each view
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from calibration.camera import Camera, save_cameras
+from calibration.checkerboard import Board, find_corners, sharpness
+from calibration.extrinsics import BoardView, ExtrinsicsResult, solve_extrinsics
+from calibration.intrinsics import (IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, CalibrationError, intrinsics_from_folder,
+                                    intrinsics_from_preset, load_presets)
+from sessions.session import Session
+
+log = logging.getLogger("markerless.calibration")
+
+
+@dataclass
+class SessionCalibration:
+    cameras_file: Path
+    result: ExtrinsicsResult
+    intrinsics_source: dict[str, str]
+
+
+def _extrinsic_source(folder: Path, cam: str) -> Path:
+    hits = sorted(p for p in folder.glob(f"{cam}.*") if p.suffix.lower() in IMAGE_EXTENSIONS + VIDEO_EXTENSIONS)
+    if not hits:
+        raise CalibrationError(f"{folder / (cam + '.png')}: no image or video of the board for camera {cam}; "
+                               f"record the checkerboard with every camera and save it as {folder.name}/{cam}.mp4 (or .png/.jpg)")
+    return hits[0]
+
+
+def _board_image(path: Path, board: Board) -> tuple[np.ndarray, np.ndarray]:
+    """The image (or sharpest video frame) showing the board, and its corners."""
+    if path.suffix.lower() in IMAGE_EXTENSIONS:
+        img = cv2.imread(str(path))
+        if img is None:
+            raise CalibrationError(f"{path}: cannot be read as an image")
+        uv = find_corners(img, board)
+        if uv is None:
+            raise CalibrationError(f"{path}: checkerboard ({board.rows}x{board.cols} inner corners) not found; "
+                                   "check the board size in session.yaml and that the whole board is visible")
+        return img, uv
+    from pipeline.video import iter_frames, probe
+
+    info = probe(path)
+    step = max(1, info.frame_count_container // 30)
+    best = None
+    for fr in iter_frames(path, images=set(range(0, max(info.frame_count_container, 1), step))):
+        if fr.image is None:
+            continue
+        uv = find_corners(fr.image, board)
+        if uv is not None and (best is None or sharpness(fr.image) > best[0]):
+            best = (sharpness(fr.image), fr.image, uv)
+    if best is None:
+        raise CalibrationError(f"{path}: checkerboard ({board.rows}x{board.cols} inner corners) not found in any frame")
+    return best[1], best[2]
+
+
+def draw_check(img: np.ndarray, cam: Camera, uv: np.ndarray, axis_m: float) -> np.ndarray:
+    """Detected corners (green) and the world axes X red, Y green, Z blue, projected with the solution."""
+    out = img.copy()
+    for p in uv:
+        cv2.circle(out, tuple(np.round(p).astype(int)), 3, (0, 200, 0), 1, cv2.LINE_AA)
+    o = cam.project(np.zeros(3))
+    for axis, colour in zip(np.eye(3) * axis_m, [(0, 0, 255), (0, 200, 0), (255, 0, 0)]):
+        tip = cam.project(axis)
+        if np.all(np.isfinite([*o, *tip])):
+            cv2.arrowedLine(out, tuple(np.round(o).astype(int)), tuple(np.round(tip).astype(int)), colour, 2, cv2.LINE_AA, tipLength=0.15)
+    return out
+
+
+def calibrate_session(session: Session) -> SessionCalibration:
+    if session.checkerboard is None:
+        raise CalibrationError(f"{session.yaml_path}: no 'checkerboard' entry; describe the board (rows, cols, square_mm, placement)")
+    cfg = session.config["calibration"]
+    cb = session.checkerboard
+    board = Board(cb.rows, cb.cols, cb.square_mm / 1000.0)
+    cal = session.calibration_dir
+    presets = load_presets()
+    views, images, sources = [], {}, {}
+    for cam in session.cameras:
+        src = _extrinsic_source(cal / "extrinsics", cam.id)
+        img, uv = _board_image(src, board)
+        size = (img.shape[1], img.shape[0])
+        folder = cal / "intrinsics" / cam.id
+        if folder.is_dir():
+            res = intrinsics_from_folder(folder, board, cam.id, max_views=cfg["intrinsics_max_views"],
+                                         min_views=cfg["intrinsics_min_views"], outlier_factor=cfg["intrinsics_outlier_factor"],
+                                         fix_k3=cfg["fix_k3"])
+            intr = res.camera
+            if intr.image_size != size:
+                raise CalibrationError(f"{folder}: intrinsics images are {intr.image_size[0]}x{intr.image_size[1]} but {src.name} "
+                                       f"is {size[0]}x{size[1]}; calibrate at the recording resolution")
+            sources[cam.id] = f"checkerboard images, RMS {res.rms_px:.3f} px over {len(res.per_view_rms_px)} views"
+        elif cam.device:
+            intr = intrinsics_from_preset(cam.device, size, cam.id, presets)
+            sources[cam.id] = intr.info["source"]
+        else:
+            raise CalibrationError(f"camera {cam.id}: no intrinsics; put checkerboard images in {folder} "
+                                   f"or give the camera's device model in session.yaml if it has a preset")
+        views.append(BoardView(intr, uv, src.name))
+        images[cam.id] = img
+    result = solve_extrinsics(views, board, cb.placement, cfg["extrinsics_warn_px"], cfg["extrinsics_fail_px"])
+    out = save_cameras(cal / "cameras.yaml", result.cameras, comment=f"from the {cb.placement} checkerboard; origin at its first inner corner")
+    axis = max(cb.rows, cb.cols) * board.square_m / 2
+    for c in result.cameras:
+        cv2.imwrite(str(cal / f"check_{c.name}.png"), draw_check(images[c.name], c, next(v.corners for v in views if v.camera.name == c.name), axis))
+    report = {
+        "board": {"rows": cb.rows, "cols": cb.cols, "square_mm": cb.square_mm, "placement": cb.placement},
+        "cameras": {c.name: {"intrinsics": sources[c.name], "board_error_px": round(result.error_px[c.name], 4),
+                             "centre_m": np.round(c.centre_m, 4).tolist(), "flipped_corner_order": c.name in result.flipped}
+                    for c in result.cameras},
+        "warnings": result.warnings,
+    }
+    (cal / "calibration_report.json").write_text(json.dumps(report, indent=2))
+    for c in result.cameras:
+        log.info("camera %s: board error %.3f px, centre %s m (%s)", c.name, result.error_px[c.name],
+                 np.round(c.centre_m, 3).tolist(), sources[c.name])
+    return SessionCalibration(out, result, sources)
