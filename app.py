@@ -164,6 +164,18 @@ def cmd_calibrate_import(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_augmenter_import(args: argparse.Namespace) -> int:
+    from models.augmenter import save_augmenters
+    from models.keras_import import import_opencap_dir
+
+    models = import_opencap_dir(args.dir)
+    save_augmenters(args.out, models, meta={"source": f"OpenCap Keras augmenter {Path(args.dir).resolve().name}"})
+    for m in models:
+        print(f"{m.name}: {len(m.keypoints)} keypoints -> {len(m.markers)} markers, LSTM {m.hidden}")
+    print(f"written {args.out}")
+    return EXIT_OK
+
+
 def cmd_stages(args: argparse.Namespace) -> int:
     from pipeline.stages import STAGES
 
@@ -247,6 +259,13 @@ def build_parser() -> argparse.ArgumentParser:
     cm.add_argument("--out", required=True, help="output: .yaml (ours) or .toml (Pose2Sim)")
     cm.set_defaults(func=cmd_calibrate_import)
 
+    aug = sub.add_parser("augmenter", help="marker augmenter tools")
+    augsub = aug.add_subparsers(dest="what", required=True, metavar="WHAT")
+    ai = augsub.add_parser("import-opencap", help="convert OpenCap's Keras augmenter (model.json + weights.h5) to our .pt")
+    ai.add_argument("dir", help="a folder with model.json, or OpenCap's augmenter folder with *_lower and *_upper")
+    ai.add_argument("--out", required=True, help="output file (.pt)")
+    ai.set_defaults(func=cmd_augmenter_import)
+
     s = sub.add_parser("stages", help="list the pipeline stages and which are available")
     s.set_defaults(func=cmd_stages)
 
@@ -260,6 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(ROOT))
     from calibration.intrinsics import CalibrationError
+    from models.augmenter import AugmenterError
     from sessions.config import ConfigError
     from sessions.session import SessionError
 
@@ -271,6 +291,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except ConfigError as exc:
         _print_problems("bad configuration", exc.problems)
+        return EXIT_BAD_INPUT
+    except AugmenterError as exc:
+        print(f"augmenter: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except CalibrationError as exc:
         print(f"calibration failed: {exc}", file=sys.stderr)

@@ -5,12 +5,20 @@ the runner reports it as "not available yet" and the stages after it wait.
 """
 from __future__ import annotations
 
+from pipeline.augment import run_augment, weights_path
 from pipeline.frames import run_frames
 from pipeline.runner import Stage, StageContext
 
 
 def _videos(ctx: StageContext) -> list:
     return [ctx.trial.videos[c.id] for c in ctx.session.cameras]
+
+
+def _weights(ctx: StageContext) -> list:
+    try:
+        return [weights_path(ctx.config)]
+    except Exception:
+        return []  # the stage itself reports missing weights when it runs
 
 
 STAGES: dict[str, Stage] = {
@@ -21,7 +29,8 @@ STAGES: dict[str, Stage] = {
         Stage("sync", None, needs=("keypoints",), pending="velocity-based sync: video front-end issue"),
         Stage("triangulate", None, needs=("sync",), pending="3D reconstruction issue"),
         Stage("filter", None, needs=("triangulate",), pending="3D reconstruction issue"),
-        Stage("augment", None, needs=("filter",), pending="LSTM marker augmenter issue"),
+        Stage("augment", run_augment, needs=("filter",), config_sections=("augment",), inputs=_weights,
+              params=lambda ctx: {"height_m": ctx.session.subject.height_m, "mass_kg": ctx.session.subject.mass_kg}),
         Stage("scale", None, needs=("augment",), kinds=("static",), pending="biomechanics issue"),
         Stage("ik", None, needs=("augment",), pending="biomechanics issue"),
         Stage("analyse", None, needs=("ik",), kinds=("dynamic",), pending="joint-angle analysis"),

@@ -1,0 +1,1 @@
+"""Learned models: 2D pose backends and the LSTM marker augmenter."""

@@ -1,0 +1,137 @@
+"""The LSTM marker augmenter: video keypoints (joint centres, foot points) -> anatomical markers.
+
+Architecture and processing follow OpenCap's published augmenter (v0.3): stacked LSTMs with a
+per-frame dense output layer; inputs are keypoints relative to the reference marker (midHip,
+the mean of the hips), divided by the subject's height, plus height and mass, standardised
+with a stored mean and std; outputs are multiplied by height and the reference added back.
+Two models run side by side: lower body (15 keypoints -> 35 markers) and upper body
+(7 keypoints -> 8 markers).
+
+Our file format (``.pt``, read with ``torch.load(weights_only=True)``) holds, per model, its
+keypoint and marker names, hidden sizes, mean and std, and the torch state dict.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+LOWER_KEYPOINTS = ["Neck", "RShoulder", "LShoulder", "RHip", "LHip", "RKnee", "LKnee", "RAnkle", "LAnkle",
+                   "RHeel", "LHeel", "RSmallToe", "LSmallToe", "RBigToe", "LBigToe"]
+UPPER_KEYPOINTS = ["Neck", "RShoulder", "LShoulder", "RElbow", "LElbow", "RWrist", "LWrist"]
+# OpenCap's output order of the v0.3 models (the _study marker names OpenSim marker sets use).
+LOWER_MARKERS = ["r.ASIS_study", "L.ASIS_study", "r.PSIS_study", "L.PSIS_study", "r_knee_study", "r_mknee_study",
+                 "r_ankle_study", "r_mankle_study", "r_toe_study", "r_5meta_study", "r_calc_study", "L_knee_study",
+                 "L_mknee_study", "L_ankle_study", "L_mankle_study", "L_toe_study", "L_calc_study", "L_5meta_study",
+                 "r_shoulder_study", "L_shoulder_study", "C7_study", "r_thigh1_study", "r_thigh2_study",
+                 "r_thigh3_study", "L_thigh1_study", "L_thigh2_study", "L_thigh3_study", "r_sh1_study", "r_sh2_study",
+                 "r_sh3_study", "L_sh1_study", "L_sh2_study", "L_sh3_study", "RHJC_study", "LHJC_study"]
+UPPER_MARKERS = ["r_lelbow_study", "r_melbow_study", "r_lwrist_study", "r_mwrist_study",
+                 "L_lelbow_study", "L_melbow_study", "L_lwrist_study", "L_mwrist_study"]
+
+
+class AugmenterError(ValueError):
+    """Augmenter input or file that cannot be used; the message says which and what to do."""
+
+
+class LSTMAugmenterNet(nn.Module):
+    """Stacked LSTMs (batch_first) and a per-frame linear layer. x: (batch, frames, features)."""
+
+    def __init__(self, n_inputs: int, hidden: list[int], n_outputs: int):
+        super().__init__()
+        sizes = [n_inputs, *hidden]
+        self.lstms = nn.ModuleList(nn.LSTM(sizes[i], sizes[i + 1], batch_first=True) for i in range(len(hidden)))
+        self.dense = nn.Linear(hidden[-1], n_outputs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for lstm in self.lstms:
+            x, _ = lstm(x)
+        return self.dense(x)
+
+
+@dataclass
+class Augmenter:
+    """One augmenter model with its processing constants."""
+
+    name: str
+    keypoints: list[str]  # input keypoint names, in feature order
+    markers: list[str]  # output marker names
+    hidden: list[int]
+    mean: np.ndarray  # (features,) standardisation, features = 3 * keypoints + 2
+    std: np.ndarray
+    net: LSTMAugmenterNet
+    reference: str = "midHip"
+
+    def standardised_inputs(self, keypoints_m: np.ndarray, names: list[str], height_m: float, mass_kg: float) -> np.ndarray:
+        """(frames, features) model inputs from keypoints (frames, K, 3) metres named by ``names``."""
+        idx = {n: i for i, n in enumerate(names)}
+        missing = [k for k in self.keypoints + ["RHip", "LHip"] if k not in idx]
+        if missing:
+            raise AugmenterError(f"augmenter {self.name}: keypoints {missing} missing from the input")
+        ref = 0.5 * (keypoints_m[:, idx["RHip"]] + keypoints_m[:, idx["LHip"]])
+        rel = (keypoints_m[:, [idx[k] for k in self.keypoints]] - ref[:, None]) / height_m
+        n = len(keypoints_m)
+        feats = np.concatenate([rel.reshape(n, -1), np.full((n, 1), height_m), np.full((n, 1), mass_kg)], axis=1)
+        return (feats - self.mean) / self.std
+
+    @torch.no_grad()
+    def raw_outputs(self, std_inputs: np.ndarray, device: str = "cpu") -> np.ndarray:
+        """(frames, 3 * markers) network outputs for (frames, features) standardised inputs."""
+        x = torch.as_tensor(np.asarray(std_inputs, np.float32), device=device)[None]
+        return self.net.to(device)(x)[0].cpu().numpy().astype(np.float64)
+
+    def predict(self, keypoints_m: np.ndarray, names: list[str], height_m: float, mass_kg: float, device: str = "cpu") -> np.ndarray:
+        """(frames, markers, 3) marker positions in metres."""
+        idx = {n: i for i, n in enumerate(names)}
+        raw = self.raw_outputs(self.standardised_inputs(keypoints_m, names, height_m, mass_kg), device)
+        ref = 0.5 * (keypoints_m[:, idx["RHip"]] + keypoints_m[:, idx["LHip"]])
+        return raw.reshape(len(raw), -1, 3) * height_m + ref[:, None]
+
+    def to_record(self) -> dict:
+        return {"name": self.name, "keypoints": self.keypoints, "markers": self.markers, "hidden": self.hidden,
+                "reference": self.reference, "mean": torch.as_tensor(self.mean), "std": torch.as_tensor(self.std),
+                "state_dict": self.net.state_dict()}
+
+    @classmethod
+    def from_record(cls, rec: dict) -> "Augmenter":
+        n_in = 3 * len(rec["keypoints"]) + 2
+        net = LSTMAugmenterNet(n_in, list(rec["hidden"]), 3 * len(rec["markers"]))
+        net.load_state_dict(rec["state_dict"])
+        net.eval()
+        return cls(rec["name"], list(rec["keypoints"]), list(rec["markers"]), list(rec["hidden"]),
+                   rec["mean"].numpy().astype(np.float64), rec["std"].numpy().astype(np.float64), net, rec.get("reference", "midHip"))
+
+
+def save_augmenters(path: str | Path, models: list[Augmenter], meta: dict | None = None) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"format": "markerless-augmenter/1", "meta": meta or {}, "models": [m.to_record() for m in models]}, path)
+    return path
+
+
+def load_augmenters(path: str | Path) -> list[Augmenter]:
+    path = Path(path)
+    if not path.is_file():
+        raise AugmenterError(f"{path}: augmenter file not found")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise AugmenterError(f"{path}: not an augmenter file ({type(exc).__name__}: {exc})") from None
+    if not isinstance(blob, dict) or blob.get("format") != "markerless-augmenter/1":
+        raise AugmenterError(f"{path}: not an augmenter file of this project (format tag missing)")
+    return [Augmenter.from_record(r) for r in blob["models"]]
+
+
+def augment(models: list[Augmenter], keypoints_m: np.ndarray, names: list[str], height_m: float, mass_kg: float,
+            device: str = "cpu") -> tuple[list[str], np.ndarray]:
+    """Run every model; returns marker names and (frames, markers, 3) metres."""
+    if not np.all(np.isfinite(keypoints_m)):
+        raise AugmenterError("augmenter input has missing samples; fill gaps before augmenting")
+    names_out, parts = [], []
+    for m in models:
+        parts.append(m.predict(keypoints_m, names, height_m, mass_kg, device))
+        names_out += m.markers
+    return names_out, np.concatenate(parts, axis=1)

@@ -1,0 +1,149 @@
+"""The LSTM augmenter: OpenCap parity, our file format, the augment stage's input handling."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from biomech.trc import MarkerTable, read_trc, write_trc
+from models.augmenter import (LOWER_KEYPOINTS, LOWER_MARKERS, UPPER_KEYPOINTS, UPPER_MARKERS, Augmenter,
+                              AugmenterError, LSTMAugmenterNet, augment, load_augmenters, save_augmenters)
+from pipeline.augment import augment_table
+from pipeline.gaps import fill_gaps
+from pipeline.runner import StageInputError
+from tests.conftest import ROOT, SHARED_DATA, needs_shared
+
+AUG = SHARED_DATA / "opencap-core" / "augmenter"
+VIDEO_KEYPOINTS = ["Neck", "RShoulder", "LShoulder", "RElbow", "LElbow", "RWrist", "LWrist", "midHip", "RHip", "LHip",
+                   "RKnee", "LKnee", "RAnkle", "LAnkle", "RBigToe", "RSmallToe", "RHeel", "LBigToe", "LSmallToe", "LHeel"]
+
+
+@pytest.fixture(scope="module")
+def opencap():
+    from models.keras_import import import_opencap_dir
+
+    return import_opencap_dir(AUG)
+
+
+@pytest.fixture(scope="module")
+def reference():
+    d = np.load(AUG / "v0.3_reference_io.npz")
+    return {k: d[k] for k in d.files}
+
+
+@needs_shared
+def test_raw_outputs_match_opencap_reference(opencap, reference):
+    for m in opencap:
+        raw = m.raw_outputs(reference[f"{m.name}_std_inputs"])
+        assert np.abs(raw - reference[f"{m.name}_raw_outputs"]).max() < 1e-4
+
+
+@needs_shared
+def test_markers_match_opencap_reference(opencap, reference):
+    names = [str(n) for n in reference["keypoint_names"]]
+    kp = reference["keypoints"].astype(float)
+    for m in opencap:
+        std = m.standardised_inputs(kp, names, float(reference["height_m"]), float(reference["mass_kg"]))
+        assert np.abs(std - reference[f"{m.name}_std_inputs"]).max() < 1e-3
+        markers = m.predict(kp, names, float(reference["height_m"]), float(reference["mass_kg"]))
+        assert 1000 * np.abs(markers - reference[f"{m.name}_markers"]).max() < 0.1  # mm
+
+
+@needs_shared
+def test_marker_names_sit_on_their_anatomy(reference):
+    """The output order we name is right: each marker is nearest its keypoint; lateral is outside medial."""
+    names = [str(n) for n in reference["keypoint_names"]]
+    kp = reference["keypoints"]
+    for marker, key, table, order in [("r_ankle_study", "RAnkle", "lower", LOWER_MARKERS), ("L_calc_study", "LHeel", "lower", LOWER_MARKERS),
+                                      ("RHJC_study", "RHip", "lower", LOWER_MARKERS), ("L_toe_study", "LBigToe", "lower", LOWER_MARKERS),
+                                      ("C7_study", "Neck", "lower", LOWER_MARKERS), ("r_lwrist_study", "RWrist", "upper", UPPER_MARKERS),
+                                      ("L_melbow_study", "LElbow", "upper", UPPER_MARKERS)]:
+        pos = reference[f"{table}_markers"][:, order.index(marker)]
+        nearest = np.argmin(np.linalg.norm(pos[:, None] - kp, axis=2).mean(0))
+        assert names[nearest] == key, marker
+    lower = reference["lower_markers"]
+    mid = 0.5 * (kp[:, names.index("RHip")] + kp[:, names.index("LHip")])
+    side = lambda m: np.mean(np.abs(lower[:, LOWER_MARKERS.index(m), 2] - mid[:, 2]))
+    assert side("r_knee_study") > side("r_mknee_study") and side("L_ankle_study") > side("L_mankle_study")
+
+
+@needs_shared
+def test_import_cli_writes_a_file_that_loads_identically(tmp_path, opencap, reference):
+    out = tmp_path / "opencap_v03.pt"
+    res = subprocess.run([sys.executable, str(ROOT / "app.py"), "augmenter", "import-opencap", str(AUG), "--out", str(out)],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert "lower: 15 keypoints -> 35 markers" in res.stdout
+    loaded = load_augmenters(out)
+    for a, b in zip(opencap, loaded):
+        x = reference[f"{a.name}_std_inputs"]
+        np.testing.assert_array_equal(a.raw_outputs(x), b.raw_outputs(x))
+
+
+def small_models(seed: int = 0) -> list[Augmenter]:
+    """Untrained models with the real shapes: enough to test file handling and the stage's plumbing."""
+    torch.manual_seed(seed)
+    out = []
+    for name, kps, mks in [("lower", LOWER_KEYPOINTS, LOWER_MARKERS), ("upper", UPPER_KEYPOINTS, UPPER_MARKERS)]:
+        n_in = 3 * len(kps) + 2
+        out.append(Augmenter(name, kps, mks, [16, 16], np.zeros(n_in), np.ones(n_in), LSTMAugmenterNet(n_in, [16, 16], 3 * len(mks)).eval()))
+    return out
+
+
+def keypoint_table(frames: int = 120, rate: float = 60.0) -> MarkerTable:
+    rng = np.random.default_rng(0)
+    base = rng.uniform(-0.2, 0.2, (len(VIDEO_KEYPOINTS), 3)) + [0, 1.0, 0]
+    t = np.arange(frames) / rate
+    pos = base[None] + 0.05 * np.sin(2 * np.pi * 0.5 * t)[:, None, None]
+    return MarkerTable(t, list(VIDEO_KEYPOINTS), pos, rate)
+
+
+def test_save_load_round_trip(tmp_path):
+    models = small_models()
+    loaded = load_augmenters(save_augmenters(tmp_path / "a.pt", models))
+    x = np.random.default_rng(1).normal(size=(30, 47))
+    np.testing.assert_array_equal(models[0].raw_outputs(x), loaded[0].raw_outputs(x))
+    assert loaded[1].markers == UPPER_MARKERS
+    (tmp_path / "junk.pt").write_bytes(b"not a model")
+    with pytest.raises(AugmenterError, match="junk.pt: not an augmenter file"):
+        load_augmenters(tmp_path / "junk.pt")
+
+
+def test_augment_table_writes_all_markers_and_opens_in_opensim(tmp_path):
+    import opensim
+
+    table = keypoint_table()
+    out = augment_table(table, small_models(), 1.7, 65.0, 0.2, False)
+    assert out.names == VIDEO_KEYPOINTS + LOWER_MARKERS + UPPER_MARKERS and len(out.names) == 63
+    path = write_trc(tmp_path / "markers.trc", out)
+    osim = opensim.TimeSeriesTableVec3(str(path))
+    assert osim.getNumColumns() == 63 and osim.getNumRows() == 120
+
+
+def test_short_gaps_are_filled_long_gaps_are_named():
+    table = keypoint_table()
+    truth = table.positions_m.copy()
+    k = VIDEO_KEYPOINTS.index("RKnee")
+    table.positions_m[50:55, k] = np.nan  # 5 frames = 83 ms
+    filled, unfilled = fill_gaps(table.time_s, table.positions_m, 12)
+    assert unfilled == {} and np.abs(filled[50:55, k] - truth[50:55, k]).max() < 1e-3
+    table.positions_m[60:90, VIDEO_KEYPOINTS.index("LAnkle")] = np.nan  # 0.5 s
+    with pytest.raises(StageInputError, match=r"LAnkle: frames 61-90"):
+        augment_table(table, small_models(), 1.7, 65.0, 0.2, False, source="keypoints.trc")
+
+
+def test_floor_offset_puts_the_feet_on_the_floor():
+    table = keypoint_table()
+    out = augment_table(table, small_models(), 1.7, 65.0, 0.2, True)
+    feet = [out.names.index(k) for k in ["RHeel", "LHeel", "RBigToe", "LBigToe", "RSmallToe", "LSmallToe"]]
+    assert np.percentile(out.positions_m[:, feet, 1], 1) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_missing_inputs_are_refused():
+    with pytest.raises(AugmenterError, match="missing samples"):
+        augment(small_models(), np.full((5, 20, 3), np.nan), VIDEO_KEYPOINTS, 1.7, 65.0)
+    with pytest.raises(AugmenterError, match=r"keypoints \['RHeel'\] missing"):
+        small_models()[0].standardised_inputs(np.zeros((5, 19, 3)), [n for n in VIDEO_KEYPOINTS if n != "RHeel"], 1.7, 65.0)
