@@ -20,7 +20,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from biomech.trc import MarkerTable, write_trc  # noqa: E402
-from calibration.camera import Camera  # noqa: E402
+from calibration.camera import Camera, look_at  # noqa: E402
 from calibration.checkerboard import Board  # noqa: E402
 from calibration.synthetic import board_to_camera, render_board  # noqa: E402
 
@@ -88,18 +88,10 @@ def skeleton(depth: np.ndarray, sway_m: np.ndarray) -> np.ndarray:
     return out
 
 
-def look_at(azimuth_deg: float, distance_m: float = 3.0, height_m: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+def camera_pose(azimuth_deg: float, distance_m: float = 3.0, height_m: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """World-to-camera R, t for a camera on a circle around the subject, looking at the pelvis."""
     a = np.radians(azimuth_deg)
-    centre = np.array([distance_m * np.cos(a), height_m, distance_m * np.sin(a)])
-    target = np.array([0.0, 0.9, 0.0])
-    fwd = target - centre
-    fwd /= np.linalg.norm(fwd)
-    right = np.cross(fwd, [0.0, 1.0, 0.0])
-    right /= np.linalg.norm(right)
-    down = np.cross(fwd, right)
-    R = np.stack([right, down, fwd])  # rows: camera x (right), y (down), z (forward) in world
-    return R, -R @ centre
+    return look_at([distance_m * np.cos(a), height_m, distance_m * np.sin(a)], [0.0, 0.9, 0.0])
 
 
 def project(points: np.ndarray, R: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -162,7 +154,7 @@ def make_session(out: Path) -> None:
     rng = np.random.default_rng(7)
     (out / "calibration").mkdir(parents=True, exist_ok=True)
     (out / "mocap").mkdir(exist_ok=True)
-    cams = {c: look_at(v["azimuth_deg"]) for c, v in CAMERAS.items()}
+    cams = {c: camera_pose(v["azimuth_deg"]) for c, v in CAMERAS.items()}
     for name, spec in TRIALS.items():
         seconds = spec["seconds"]
         t_mocap = np.arange(0, seconds, 1 / MOCAP_HZ)
