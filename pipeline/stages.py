@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pipeline.augment import run_augment, weights_path
 from pipeline.frames import run_frames
-from pipeline.runner import Stage, StageContext
+from pipeline.runner import Stage, StageContext, StageInputError
 
 
 def _videos(ctx: StageContext) -> list:
@@ -17,7 +17,7 @@ def _videos(ctx: StageContext) -> list:
 def _weights(ctx: StageContext) -> list:
     try:
         return [weights_path(ctx.config)]
-    except Exception:
+    except StageInputError:
         return []  # the stage itself reports missing weights when it runs
 
 

@@ -147,3 +147,36 @@ def test_missing_inputs_are_refused():
         augment(small_models(), np.full((5, 20, 3), np.nan), VIDEO_KEYPOINTS, 1.7, 65.0)
     with pytest.raises(AugmenterError, match=r"keypoints \['RHeel'\] missing"):
         small_models()[0].standardised_inputs(np.zeros((5, 19, 3)), [n for n in VIDEO_KEYPOINTS if n != "RHeel"], 1.7, 65.0)
+
+
+def test_augment_stage_in_the_runner_reruns_when_the_subject_changes(tmp_path):
+    import yaml
+
+    from pipeline.logs import session_logging
+    from pipeline.runner import DONE, UP_TO_DATE, Runner, Stage
+    from pipeline.stages import STAGES
+    from sessions.session import load_session
+    from tests.conftest import VALID_VIDEOS, valid_doc, write_session
+
+    weights = save_augmenters(tmp_path / "w.pt", small_models())
+    doc = valid_doc()
+    doc["config"] = {"augment": {"weights": str(weights)}}
+    root = write_session(tmp_path / "s", doc, VALID_VIDEOS)
+
+    def fake_filter(ctx):  # stands in for the 3D reconstruction stages
+        write_trc(ctx.out_dir / "keypoints.trc", keypoint_table())
+
+    stages = [Stage("filter", fake_filter), STAGES["augment"]]
+
+    def run():
+        session = load_session(root)
+        with session_logging(session.output_dir / "log.txt"):
+            return {(o.trial, o.stage): o.status for o in Runner(session, stages, show_progress=False).run()}
+
+    assert run()[("squats1", "augment")] == DONE
+    markers = read_trc(root / "output" / "squats1" / "augment" / "markers.trc")
+    assert len(markers.names) == 63 and "RHJC_study" in markers.names
+    assert run()[("squats1", "augment")] == UP_TO_DATE
+    doc["subject"]["height_m"] = 1.80
+    (root / "session.yaml").write_text(yaml.safe_dump(doc))
+    assert run()[("squats1", "augment")] == DONE and run()[("static1", "filter")] == UP_TO_DATE
