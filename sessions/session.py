@@ -320,5 +320,8 @@ def load_session(root: str | Path, cli_overrides: dict[str, Any] | None = None) 
         problems += exc.problems
     if problems:
         raise SessionError(problems)
+    if not (root / "calibration" / "cameras.yaml").is_file():
+        warnings.append(f"{root / 'calibration' / 'cameras.yaml'}: no camera calibration yet; 3D stages need it: "
+                        "run `python app.py calibrate extrinsics SESSION` (or `calibrate import`)")
     assert subject is not None
     return Session(root, subject, cameras, trials, board, config, warnings)

@@ -106,7 +106,10 @@ def test_valid_session_loads_with_overrides(tmp_path):
     assert s.trial("squats1").videos["cam2"] == (root / "videos" / "squats1" / "cam2.mp4").resolve()
     assert s.config["frames"]["contact_sheet_frames"] == 4  # from session.yaml
     assert s.config["frames"]["min_fps"] == 24  # from the command line
-    assert s.warnings == []
+    assert len(s.warnings) == 1 and "no camera calibration yet" in s.warnings[0]
+    (root / "calibration").mkdir()
+    (root / "calibration" / "cameras.yaml").write_text("{}")
+    assert load_session(root).warnings == []
 
 
 def test_trials_are_discovered_from_video_folders(tmp_path):
