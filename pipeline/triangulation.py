@@ -1,0 +1,137 @@
+"""Confidence-weighted DLT triangulation, vectorised over frames and keypoints, with outlier cameras
+rejected and left/right swaps made by a single camera undone using the other views.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from calibration.camera import Camera
+
+
+@dataclass
+class Triangulation:
+    """points_m: (frames, keypoints, 3), NaN where fewer than ``min_cams`` cameras qualified.
+    error_px: (frames, keypoints) mean reprojection error over the cameras used.
+    used: (frames, keypoints, cameras) which cameras made each point.
+    swapped: (frames, cameras, pairs) where a camera's left/right labels were exchanged."""
+
+    points_m: np.ndarray
+    error_px: np.ndarray
+    used: np.ndarray
+    swapped: np.ndarray | None = None
+
+
+def undistort_all(cams: list[Camera], uv: np.ndarray) -> np.ndarray:
+    """(cameras, frames, keypoints, 2) distorted -> undistorted pixels."""
+    return np.stack([c.undistort(uv[i]) for i, c in enumerate(cams)])
+
+
+def dlt(P: np.ndarray, uv: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Weighted DLT. P: (C, 3, 4); uv: (C, N, 2) undistorted pixels; w: (C, N) weights (0 = unused).
+    Returns (N, 3); rows with fewer than 2 weighted cameras are NaN."""
+    uvz = np.nan_to_num(uv)
+    rows_u = uvz[..., 0:1] * P[:, None, 2] - P[:, None, 0]  # (C, N, 4)
+    rows_v = uvz[..., 1:2] * P[:, None, 2] - P[:, None, 1]
+    A = np.concatenate([rows_u, rows_v], axis=0) * np.concatenate([w, w], axis=0)[..., None]  # (2C, N, 4)
+    # Scale-normalise each row so that weights, not pixel magnitudes, decide each camera's say.
+    A /= np.maximum(np.linalg.norm(A, axis=-1, keepdims=True), 1e-12) / np.concatenate([w, w], axis=0)[..., None].clip(1e-12)
+    M = np.einsum("cni,cnj->nij", A, A)  # (N, 4, 4)
+    _, vecs = np.linalg.eigh(M)
+    X = vecs[..., 0]
+    pts = X[:, :3] / X[:, 3:4]
+    pts[(w > 0).sum(axis=0) < 2] = np.nan
+    return pts
+
+
+def reprojection(P: np.ndarray, pts: np.ndarray, uv: np.ndarray) -> np.ndarray:
+    """(C, N) pixel distances between undistorted observations and projections of (N, 3) points;
+    infinite where the point is behind the camera (it cannot have been seen there)."""
+    h = np.einsum("cij,nj->cni", P, np.concatenate([pts, np.ones((len(pts), 1))], axis=1))
+    proj = h[..., :2] / h[..., 2:3]
+    err = np.linalg.norm(proj - uv, axis=-1)
+    return np.where(h[..., 2] > 0, err, np.inf)
+
+
+def triangulate(cams: list[Camera], uv: np.ndarray, conf: np.ndarray, min_conf: float = 0.4,
+                outlier_px: float = 20.0, undistorted: bool = False) -> Triangulation:
+    """Triangulate (cameras, frames, keypoints, 2) pixels with (cameras, frames, keypoints) confidences.
+
+    A camera counts for a point when its confidence is at least ``min_conf``. Where 3 or more
+    cameras count, every pair of them is tried (exhaustive RANSAC: few cameras, so every pair is
+    cheap): the pair whose point has the most cameras within ``outlier_px`` (ties: the smallest
+    total error) defines the inliers, and the point is re-triangulated from those alone.
+    """
+    C, F, K = conf.shape
+    und = uv if undistorted else undistort_all(cams, uv)
+    P = np.stack([c.P for c in cams])
+    obs = und.reshape(C, F * K, 2)
+    w = np.where((conf >= min_conf) & np.all(np.isfinite(uv), axis=-1), conf, 0.0).reshape(C, F * K)
+    pts = dlt(P, obs, w)
+    many = (w > 0).sum(axis=0) >= 3
+    if many.any():
+        sub_obs, sub_w = obs[:, many], w[:, many]
+        best_score = np.full(many.sum(), -np.inf)
+        best_inliers = sub_w > 0
+        for a in range(C):
+            for b in range(a + 1, C):
+                pair_w = np.zeros_like(sub_w)
+                pair_w[[a, b]] = sub_w[[a, b]]
+                cand = dlt(P, sub_obs, pair_w)
+                err = reprojection(P, cand, sub_obs)
+                inl = (sub_w > 0) & (err < outlier_px)
+                score = inl.sum(0) - 1e-6 * np.where(inl, err, 0).sum(0)  # more inliers, then less error
+                score[~np.isfinite(score) | ((pair_w > 0).sum(0) < 2)] = -np.inf
+                better = score > best_score
+                best_score[better] = score[better]
+                best_inliers[:, better] = inl[:, better]
+        keep = best_inliers.sum(0) >= 2
+        new_w = np.where(best_inliers, sub_w, 0.0)
+        w_many = np.where(keep, new_w, sub_w)
+        w[:, many] = w_many
+        pts[many] = dlt(P, sub_obs, w_many)
+    err = reprojection(P, pts, obs)
+    used = w > 0
+    with np.errstate(invalid="ignore"):  # NaN observations of unused cameras
+        mean_err = np.where(used, np.nan_to_num(err, nan=0.0), 0.0).sum(0) / np.maximum(used.sum(0), 1)
+    mean_err[used.sum(0) == 0] = np.nan
+    mean_err[~np.isfinite(pts[:, 0])] = np.nan
+    return Triangulation(pts.reshape(F, K, 3), mean_err.reshape(F, K), used.T.reshape(F, K, C))
+
+
+def fix_single_camera_swaps(cams: list[Camera], uv: np.ndarray, conf: np.ndarray, pairs: list[tuple[int, int]],
+                            min_conf: float = 0.4, gain: float = 0.5, undistorted: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Exchange a camera's left/right labels where that makes its views agree with the others.
+
+    For each camera, frame and (left, right) keypoint pair, the pair is triangulated from the other
+    cameras; the camera's labels are swapped when its swapped observations reproject closer than
+    ``gain`` times its own. Returns corrected uv, conf and the (frames, cameras, pairs) swap mask.
+    Needs 3 or more cameras (with 2 a swap cannot be told from a mistake of the other camera).
+    """
+    C, F, K = conf.shape
+    uv, conf = uv.copy(), conf.copy()
+    swapped = np.zeros((F, C, len(pairs)), bool)
+    if C < 3:
+        return uv, conf, swapped
+    und = uv if undistorted else undistort_all(cams, uv)
+    P = np.stack([c.P for c in cams])
+    idx = np.array(pairs)
+    for c in range(C):
+        others = [o for o in range(C) if o != c]
+        sub_uv = und[others][:, :, idx.ravel()].reshape(C - 1, -1, 2)
+        sub_w = np.where(conf[others][:, :, idx.ravel()] >= min_conf, 1.0, 0.0).reshape(C - 1, -1)
+        pts = dlt(P[others], sub_uv, sub_w).reshape(F, len(pairs), 2, 3)
+        own = und[c][:, idx]  # (F, pairs, 2, 2)
+        proj = reprojection(P[c : c + 1], pts.reshape(-1, 3), own.reshape(1, -1, 2)).reshape(F, len(pairs), 2)
+        proj_sw = reprojection(P[c : c + 1], pts.reshape(-1, 3), own[:, :, ::-1].reshape(1, -1, 2)).reshape(F, len(pairs), 2)
+        ok = np.all(np.isfinite(proj), axis=-1) & np.all(np.isfinite(proj_sw), axis=-1)
+        ok &= np.all(conf[c][:, idx] >= min_conf, axis=-1)
+        swap = ok & (proj_sw.sum(-1) < gain * proj.sum(-1))
+        swapped[:, c] = swap
+        f_idx, p_idx = np.nonzero(swap)
+        left, right = idx[p_idx, 0], idx[p_idx, 1]
+        for arr in (uv, conf, und):
+            a, b = arr[c, f_idx, left].copy(), arr[c, f_idx, right].copy()
+            arr[c, f_idx, left], arr[c, f_idx, right] = b, a
+    return uv, conf, swapped

@@ -1,0 +1,78 @@
+"""Triangulation on synthetic views of a known 3D motion (the demo session's true keypoints)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from biomech.trc import read_trc
+from calibration.camera import Camera, look_at
+from pipeline.triangulation import fix_single_camera_swaps, triangulate
+from tests.conftest import DEMO_SESSION
+
+PAIRS = [(1, 2), (3, 4), (5, 6), (8, 9), (10, 11), (12, 13), (14, 17), (15, 18), (16, 19)]  # R/L in OpenCap order
+
+
+@pytest.fixture(scope="module")
+def scene():
+    X = read_trc(DEMO_SESSION / "mocap" / "squats.trc").positions_m[::4]  # (frames, 20, 3), 25 Hz
+    cams = []
+    for i, az in enumerate([30, -30, 120, -120]):
+        a = np.radians(az)
+        R, t = look_at([3.5 * np.cos(a), 1.2, 3.5 * np.sin(a)], [0, 0.9, 0])
+        cams.append(Camera(f"phone{i + 1}", (1080, 1920), [[1400, 0, 540], [0, 1400, 960], [0, 0, 1]], [-0.05, 0.1, 0.001, 0, 0], R, t))
+    uv = np.stack([c.project(X) for c in cams])
+    return X, cams, uv, np.full(uv.shape[:3], 0.9)
+
+
+def rmse_mm(a, b):
+    return 1000 * np.sqrt(np.nanmean(np.sum((a - b) ** 2, axis=-1)))
+
+
+@pytest.mark.parametrize("n", [2, 3, 4])
+def test_exact_views_give_exact_points(scene, n):
+    X, cams, uv, conf = scene
+    tri = triangulate(cams[:n], uv[:n], conf[:n])
+    assert rmse_mm(tri.points_m, X) < 0.01 and np.nanmax(tri.error_px) < 0.01
+
+
+def test_two_cameras_two_pixel_noise_under_15mm(scene):
+    X, cams, uv, conf = scene
+    noisy = uv[:2] + np.random.default_rng(0).normal(0, 2, uv[:2].shape)
+    assert rmse_mm(triangulate(cams[:2], noisy, conf[:2]).points_m, X) < 15
+
+
+def test_an_outlier_camera_is_rejected(scene):
+    X, cams, uv, conf = scene
+    rng = np.random.default_rng(1)
+    noisy = uv[:3] + rng.normal(0, 1, uv[:3].shape)
+    bad = noisy.copy()
+    bad[2, :, 10] += [150.0, -80.0]  # camera 3 sees the right knee far off in every frame
+    clean = triangulate(cams[:3], noisy, conf[:3])
+    tri = triangulate(cams[:3], bad, conf[:3])
+    assert not tri.used[:, 10, 2].any() and tri.used[:, 10, :2].all()
+    assert rmse_mm(tri.points_m[:, 10], X[:, 10]) < 2 * rmse_mm(clean.points_m[:, 10], X[:, 10]) + 1
+
+
+def test_confidence_threshold_and_too_few_cameras(scene):
+    X, cams, uv, conf = scene
+    c = conf[:3].copy()
+    c[0, :, 5] = 0.1  # camera 1 unsure of the right wrist
+    c[1, :, 6] = 0.1
+    c[2, :, 6] = 0.1  # only camera 1 sees the left wrist
+    tri = triangulate(cams[:3], uv[:3], c)
+    assert not tri.used[:, 5, 0].any() and rmse_mm(tri.points_m[:, 5], X[:, 5]) < 0.01
+    assert np.isnan(tri.points_m[:, 6]).all()
+
+
+def test_single_camera_left_right_swaps_are_undone(scene):
+    X, cams, uv, conf = scene
+    rng = np.random.default_rng(2)
+    noisy = uv + rng.normal(0, 2, uv.shape)
+    swapped = noisy.copy()
+    frames = rng.random(len(X)) < 0.2
+    for left, right in PAIRS:
+        swapped[1, frames, left], swapped[1, frames, right] = noisy[1, frames, right], noisy[1, frames, left]
+    fixed, fixed_conf, mask = fix_single_camera_swaps(cams, swapped, conf, PAIRS)
+    assert np.array_equal(mask[:, 1].any(axis=1), frames)
+    assert not mask[:, [0, 2, 3]].any()
+    np.testing.assert_allclose(fixed, noisy)
