@@ -40,7 +40,8 @@ def dlt(P: np.ndarray, uv: np.ndarray, w: np.ndarray) -> np.ndarray:
     M = np.einsum("cni,cnj->nij", A, A)  # (N, 4, 4)
     _, vecs = np.linalg.eigh(M)
     X = vecs[..., 0]
-    pts = X[:, :3] / X[:, 3:4]
+    with np.errstate(divide="ignore", invalid="ignore"):  # points at infinity come out as inf/NaN
+        pts = X[:, :3] / X[:, 3:4]
     pts[(w > 0).sum(axis=0) < 2] = np.nan
     return pts
 
