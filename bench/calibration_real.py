@@ -22,6 +22,7 @@ sys.path.insert(0, str(ROOT))
 from calibration.checkerboard import Board  # noqa: E402
 from calibration.importers import read_qualisys  # noqa: E402
 from calibration.intrinsics import intrinsics_from_folder  # noqa: E402
+from pipeline.triangulation import dlt, triangulate  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "pose2sim-demo"
 # MediaPipe landmarks used: shoulders, elbows, wrists, hips, knees, ankles, heels, foot index
@@ -48,29 +49,19 @@ def detect(video: Path) -> tuple[np.ndarray, tuple[int, int]]:
     return np.asarray(out, float), size
 
 
-def triangulate(Ps: list[np.ndarray], uvs: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Weighted DLT of one point: Ps (cams, 3, 4), uvs (cams, 2) undistorted pixels, w (cams,)."""
-    A = []
-    for P, (u, v), wi in zip(Ps, uvs, w):
-        A += [wi * (u * P[2] - P[0]), wi * (v * P[2] - P[1])]
-    X = np.linalg.svd(np.asarray(A))[2][-1]
-    return X[:3] / X[3]
-
-
 def reproj_errors(cams, kps, offsets, min_vis=0.5) -> np.ndarray:
+    """Pixel errors of a plain visibility-weighted DLT over every camera that sees a landmark (no outlier rejection)."""
     n = min(len(k) for k in kps) - max(offsets) - 1
-    errs = []
-    for f in range(max(0, -min(offsets)), n):
-        for j in LANDMARKS:
-            obs = np.array([kps[c][f + offsets[c], j] for c in range(len(cams))])
-            ok = np.isfinite(obs[:, 0]) & (obs[:, 2] >= min_vis)
-            if ok.sum() < 2:
-                continue
-            idx = np.flatnonzero(ok)
-            und = np.array([cams[c].undistort(obs[c, :2]) for c in idx])
-            X = triangulate([cams[c].P for c in idx], und, obs[idx, 2])
-            errs += [np.linalg.norm(cams[c].project(X) - obs[c, :2]) for c in idx]
-    return np.asarray(errs)
+    frames = np.arange(max(0, -min(offsets)), n)
+    obs = np.stack([kps[c][frames + offsets[c]][:, LANDMARKS] for c in range(len(cams))])  # (C, F, L, 3)
+    uv = np.stack([cams[c].undistort(obs[c, ..., :2]) for c in range(len(cams))]).reshape(len(cams), -1, 2)
+    w = np.where(np.isfinite(obs[..., 0]) & (obs[..., 2] >= min_vis), obs[..., 2], 0.0).reshape(len(cams), -1)
+    P = np.stack([c.P for c in cams])
+    pts = dlt(P, uv, w)
+    ok = np.isfinite(pts[:, 0])
+    raw = obs[..., :2].reshape(len(cams), -1, 2)
+    err = np.stack([np.linalg.norm(cams[c].project(pts[ok]) - raw[c, ok], axis=-1) for c in range(len(cams))])
+    return err[w[:, ok] > 0]
 
 
 def main() -> int:
@@ -103,6 +94,12 @@ def main() -> int:
         best = min(range(-15, 16), key=lambda o: np.median(reproj_errors([cams[0], cams[i]], [kps[0], kps[i]], [0, o])))
         offsets[i] = best
     errs = reproj_errors(cams, kps, offsets)
+    n = min(len(k) for k in kps) - max(offsets) - 1
+    frames = np.arange(0, n)
+    uv = np.stack([kps[c][frames + offsets[c]][:, LANDMARKS, :2] for c in range(len(cams))])
+    vis = np.stack([kps[c][frames + offsets[c]][:, LANDMARKS, 2] for c in range(len(cams))])
+    tri = triangulate(cams, uv, np.nan_to_num(vis), min_conf=0.5, outlier_px=20.0)
+    robust = tri.error_px[np.isfinite(tri.error_px)]
     pairs = {f"cam01-{cams[i].name}": round(float(np.median(reproj_errors([cams[0], cams[i]], [kps[0], kps[i]], [0, offsets[i]]))), 2)
              for i in range(1, len(cams))}
     result = {
@@ -112,11 +109,14 @@ def main() -> int:
         "reprojection_px": {"mean": round(float(errs.mean()), 2), "median": round(float(np.median(errs)), 2),
                             "p90": round(float(np.percentile(errs, 90)), 2), "n": int(len(errs))},
         "pairwise_median_px": pairs,
+        "with_outlier_camera_rejection_px": {"mean": round(float(robust.mean()), 2), "median": round(float(np.median(robust)), 2),
+                                             "mean_cameras_used": round(float(tri.used.sum(-1)[np.isfinite(tri.error_px)].mean()), 2)},
         "seconds": round(time.time() - t0, 1),
     }
     print(f"frame offsets vs cam01: {result['frame_offsets_vs_cam01']}")
     print(f"reprojection error after triangulation, all 4 cameras (px): {result['reprojection_px']}")
     print(f"median reprojection error of camera pairs (px): {pairs}")
+    print(f"with outlier-camera rejection (pipeline.triangulation, 20 px): {result['with_outlier_camera_rejection_px']}")
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / "calibration_real.json").write_text(json.dumps(result, indent=2))
