@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import cv2
 import numpy as np
@@ -62,23 +63,27 @@ def views_from_images(paths: list[Path], board: Board) -> tuple[list[View], list
     return views, missing, distinct.pop() if distinct else (0, 0)
 
 
-def views_from_video(path: Path, board: Board, max_candidates: int = 60, step: int | None = None) -> tuple[list[View], list[str], tuple[int, int]]:
-    """Detect the board in evenly spaced frames of a calibration video."""
+def board_in_video(path: Path, board: Board, max_candidates: int) -> Iterator[tuple[str, np.ndarray, np.ndarray | None]]:
+    """Evenly spaced frames of a video: (name 'file#index', image, corners or None where the board is not found)."""
     from pipeline.video import iter_frames, probe  # local import: calibration must not need the pipeline to load
 
     info = probe(path)
-    step = step or max(1, info.frame_count_container // max_candidates)
-    views, missing = [], []
+    step = max(1, info.frame_count_container // max_candidates)
     for fr in iter_frames(path, images=set(range(0, max(info.frame_count_container, 1), step))):
-        if fr.image is None:
-            continue
-        uv = find_corners(fr.image, board)
-        name = f"{path.name}#{fr.index}"
+        if fr.image is not None:
+            yield f"{path.name}#{fr.index}", fr.image, find_corners(fr.image, board)
+
+
+def views_from_video(path: Path, board: Board, max_candidates: int = 60) -> tuple[list[View], list[str], tuple[int, int]]:
+    """Detect the board in evenly spaced frames of a calibration video."""
+    views, missing, size = [], [], (0, 0)
+    for name, img, uv in board_in_video(path, board, max_candidates):
+        size = (img.shape[1], img.shape[0])
         if uv is None:
             missing.append(name)
         else:
-            views.append(View(name, uv, sharpness(fr.image)))
-    return views, missing, (info.width, info.height)
+            views.append(View(name, uv, sharpness(img)))
+    return views, missing, size
 
 
 def select_diverse(views: list[View], image_size: tuple[int, int], n: int, board: Board) -> list[View]:
@@ -92,7 +97,7 @@ def select_diverse(views: list[View], image_size: tuple[int, int], n: int, board
     for v in pool:
         g = v.corners.reshape(board.rows, board.cols, 2)
         row_vec, col_vec = g[0, -1] - g[0, 0], g[-1, 0] - g[0, 0]
-        area = abs(np.cross(row_vec, col_vec)) / (w * h)
+        area = abs(row_vec[0] * col_vec[1] - row_vec[1] * col_vec[0]) / (w * h)  # 2D cross product
         skew = np.linalg.norm(g[-1, -1] - g[0, -1]) / max(np.linalg.norm(g[-1, 0] - g[0, 0]), 1e-9)
         feats.append([v.corners[:, 0].mean() / w, v.corners[:, 1].mean() / h, np.sqrt(area),
                       np.arctan2(row_vec[1], row_vec[0]) / np.pi, np.log(skew)])

@@ -23,7 +23,7 @@ import numpy as np
 from calibration.camera import Camera, save_cameras
 from calibration.checkerboard import Board, find_corners, sharpness
 from calibration.extrinsics import BoardView, ExtrinsicsResult, solve_extrinsics
-from calibration.intrinsics import (IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, CalibrationError, intrinsics_from_folder,
+from calibration.intrinsics import (IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, CalibrationError, board_in_video, intrinsics_from_folder,
                                     intrinsics_from_preset, load_presets)
 from sessions.session import Session
 
@@ -56,17 +56,12 @@ def _board_image(path: Path, board: Board) -> tuple[np.ndarray, np.ndarray]:
             raise CalibrationError(f"{path}: checkerboard ({board.rows}x{board.cols} inner corners) not found; "
                                    "check the board size in session.yaml and that the whole board is visible")
         return img, uv
-    from pipeline.video import iter_frames, probe
-
-    info = probe(path)
-    step = max(1, info.frame_count_container // 30)
     best = None
-    for fr in iter_frames(path, images=set(range(0, max(info.frame_count_container, 1), step))):
-        if fr.image is None:
-            continue
-        uv = find_corners(fr.image, board)
-        if uv is not None and (best is None or sharpness(fr.image) > best[0]):
-            best = (sharpness(fr.image), fr.image, uv)
+    for _, img, uv in board_in_video(path, board, max_candidates=30):
+        if uv is not None:
+            sharp = sharpness(img)
+            if best is None or sharp > best[0]:
+                best = (sharp, img, uv)
     if best is None:
         raise CalibrationError(f"{path}: checkerboard ({board.rows}x{board.cols} inner corners) not found in any frame")
     return best[1], best[2]

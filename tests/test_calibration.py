@@ -259,3 +259,29 @@ def test_cli_calibrate_import_and_extrinsics(tmp_path, demo_copy):
     shutil.rmtree(demo_copy / "calibration" / "extrinsics")
     out = subprocess.run([sys.executable, str(ROOT / "app.py"), "calibrate", "extrinsics", str(demo_copy)], capture_output=True, text=True)
     assert out.returncode == 2 and "no image or video of the board for camera cam1" in out.stderr
+
+
+def test_calibration_from_videos(tmp_path, demo_copy):
+    """Intrinsics from a checkerboard video, and extrinsics from a short video instead of an image."""
+    truth = Camera("phone", (720, 1280), [[900.0, 0, 360], [0, 900.0, 640], [0, 0, 1]])
+    rng = np.random.default_rng(4)
+    (tmp_path / "intr").mkdir()
+    writer = cv2.VideoWriter(str(tmp_path / "intr" / "board.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 30, truth.image_size)
+    for i in range(40):
+        R_b2c = cv2.Rodrigues(rng.uniform(-0.5, 0.5, 3))[0]
+        t_b2c = np.array([rng.uniform(-0.45, 0.05), rng.uniform(-0.5, 0.1), rng.uniform(1.2, 1.8)])
+        writer.write(render_board(truth, BOARD, R_b2c, t_b2c, seed=i))
+    writer.release()
+    res = intrinsics_from_folder(tmp_path / "intr", BOARD, "phone")
+    assert res.camera.image_size == truth.image_size and len(res.per_view_rms_px) >= 6
+    assert res.camera.K[0, 0] == pytest.approx(900, rel=0.03)
+
+    still = cv2.imread(str(demo_copy / "calibration" / "extrinsics" / "cam1.png"))
+    writer = cv2.VideoWriter(str(demo_copy / "calibration" / "extrinsics" / "cam1.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 30,
+                             (still.shape[1], still.shape[0]))
+    for _ in range(10):
+        writer.write(still)
+    writer.release()
+    (demo_copy / "calibration" / "extrinsics" / "cam1.png").unlink()
+    cal = calibrate_session(load_session(demo_copy))
+    assert cal.result.error_px["cam1"] < 0.5
