@@ -280,6 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(ROOT))
     from calibration.intrinsics import CalibrationError
     from models.augmenter import AugmenterError
+    from pipeline.video import VideoError
     from sessions.config import ConfigError
     from sessions.session import SessionError
 
@@ -297,6 +298,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except CalibrationError as exc:
         print(f"calibration failed: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except VideoError as exc:  # e.g. an unreadable calibration video
+        print(f"bad video: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except (KeyError, ValueError) as exc:
         print(f"error: {exc.args[0] if exc.args else exc}", file=sys.stderr)

@@ -285,3 +285,10 @@ def test_calibration_from_videos(tmp_path, demo_copy):
     (demo_copy / "calibration" / "extrinsics" / "cam1.png").unlink()
     cal = calibrate_session(load_session(demo_copy))
     assert cal.result.error_px["cam1"] < 0.5
+
+
+def test_cli_unreadable_calibration_video_is_bad_input(tmp_path):
+    (tmp_path / "board.mp4").write_bytes(b"junk")
+    out = subprocess.run([sys.executable, str(ROOT / "app.py"), "calibrate", "intrinsics", "--images", str(tmp_path),
+                          "--board", "4x7", "--square-mm", "60", "--out", str(tmp_path / "o.yaml")], capture_output=True, text=True)
+    assert out.returncode == 2 and "board.mp4: cannot be opened as a video" in out.stderr
