@@ -6,12 +6,20 @@ the runner reports it as "not available yet" and the stages after it wait.
 from __future__ import annotations
 
 from pipeline.augment import run_augment, weights_path
+from pipeline.detect import json_inputs, run_keypoints
 from pipeline.frames import run_frames
 from pipeline.runner import Stage, StageContext, StageInputError
+from pipeline.sync_stage import run_sync
 
 
 def _videos(ctx: StageContext) -> list:
     return [ctx.trial.videos[c.id] for c in ctx.session.cameras]
+
+
+def _keypoint_inputs(ctx: StageContext) -> list:
+    """Videos or JSON files, and the calibration, which person selection uses when present."""
+    cal = ctx.session.calibration_dir / "cameras.yaml"
+    return json_inputs(ctx) + ([cal] if cal.is_file() else [])
 
 
 def _weights(ctx: StageContext) -> list:
@@ -25,8 +33,9 @@ STAGES: dict[str, Stage] = {
     s.name: s
     for s in [
         Stage("frames", run_frames, config_sections=("frames",), inputs=_videos, version="1"),
-        Stage("keypoints", None, needs=("frames",), pending="2D keypoints: video front-end issue"),
-        Stage("sync", None, needs=("keypoints",), pending="velocity-based sync: video front-end issue"),
+        Stage("keypoints", run_keypoints, needs=("frames",), config_sections=("keypoints",), inputs=_keypoint_inputs,
+              version="1"),
+        Stage("sync", run_sync, needs=("keypoints",), config_sections=("sync",), version="1"),
         Stage("triangulate", None, needs=("sync",), pending="3D reconstruction issue"),
         Stage("filter", None, needs=("triangulate",), pending="3D reconstruction issue"),
         Stage("augment", run_augment, needs=("filter",), config_sections=("augment",), inputs=_weights,

@@ -1,0 +1,307 @@
+"""Stage ``keypoints``: 2D keypoints of the subject in every camera.
+
+Runs the configured 2D backend on each video (MediaPipe BlazePose by default, one process per CPU
+core; or reads OpenPose/Pose2Sim JSON files), links detections into tracks, keeps the subject
+(pipeline/person_select.py), fixes left/right swaps (pipeline/swaps.py) and writes:
+
+  <camera>.csv          the subject's 2D keypoints (format: pipeline/keypoints2d.py)
+  overlay_<camera>.png  evenly spaced frames, subject in colour, other people in grey
+  overlay_<camera>.mp4  the whole video with skeletons (only with keypoints.overlay_video: true)
+  keypoints.json        per camera: people seen, tracks, the subject's coverage, detection rate per
+                        keypoint, swaps fixed
+
+Raw detections are cached per video in ``output/.cache/detections/`` so a re-run after a crash or a
+change of selection settings does not detect again.
+"""
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import queue as queue_mod
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from models.keypoints import VIDEO_KEYPOINTS
+from pipeline.fingerprint import digest_json
+from pipeline.keypoints2d import write_keypoints_csv
+from pipeline.overlay import overlay_sheet, overlay_video
+from pipeline.person_select import TrackInfo, body_size, candidates, choose_subject, link_tracks, track_infos
+from pipeline.runner import StageContext, StageInputError
+from pipeline.swaps import fix_swaps
+from pipeline.sync import speed_signal, synchronise
+from pipeline.video import VideoError, iter_frames
+
+DETECTOR_VERSION = "1"
+BACKENDS = ("mediapipe", "json")
+
+
+def detect_video(path: str, max_people: int, min_detection_confidence: float, progress=None) -> np.ndarray:
+    """MediaPipe on every frame of one video -> (frames, max_people, 20, 3). ``progress``: a queue that
+    receives (path, frames done since last report)."""
+    from models.pose_mediapipe import MediaPipeDetector
+
+    cv2.setNumThreads(1)  # the pool already uses every core
+    det = MediaPipeDetector(max_people, min_detection_confidence)
+    out = []
+    try:
+        for fr in iter_frames(path):
+            out.append(det(fr.image))
+            if progress is not None and len(out) % 10 == 0:
+                progress.put((path, 10))
+    finally:
+        det.close()
+    if progress is not None:
+        progress.put((path, len(out) % 10))
+    return np.asarray(out).reshape(-1, max_people, len(VIDEO_KEYPOINTS), 3)
+
+
+def _cache_key(path: Path, cfg: dict[str, Any]) -> str:
+    st = path.stat()
+    return digest_json([DETECTOR_VERSION, str(path.resolve()), st.st_size, st.st_mtime_ns,
+                        cfg["max_people"], cfg["min_detection_confidence"]])
+
+
+def detect_all(ctx: StageContext, cams: list[str]) -> dict[str, np.ndarray]:
+    """MediaPipe detections of every camera, from the cache where possible, the rest in parallel."""
+    cfg = ctx.config["keypoints"]
+    cache_dir = ctx.session.output_dir / ".cache" / "detections" / ctx.trial.name
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    result: dict[str, np.ndarray] = {}
+    todo: dict[str, tuple[Path, str]] = {}
+    for cam in cams:
+        path = ctx.trial.videos[cam]
+        key = _cache_key(path, cfg)
+        cached = cache_dir / f"{cam}.npz"
+        if cached.is_file():
+            with np.load(cached) as z:
+                if str(z["key"]) == key:
+                    result[cam] = z["people"]
+                    ctx.log.info("%s: detections reused from %s", cam, cached)
+                    continue
+        todo[cam] = (path, key)
+    if not todo:
+        return result
+    workers = min(len(todo), cfg["workers"] or os.cpu_count() or 1)
+    args = (cfg["max_people"], cfg["min_detection_confidence"])
+    if workers == 1:
+        for cam, (path, _) in todo.items():
+            bar = tqdm(desc=f"{ctx.trial.name}/{cam} keypoints", unit="fr", disable=not ctx.show_progress, leave=False)
+            q: queue_mod.SimpleQueue = queue_mod.SimpleQueue()
+            result[cam] = _detect_checked(path, args, q)
+            while not q.empty():
+                bar.update(q.get()[1])
+            bar.close()
+    else:
+        with multiprocessing.Manager() as manager:
+            q = manager.Queue()
+            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+                futures = {cam: pool.submit(detect_video, str(path), *args, q) for cam, (path, _) in todo.items()}
+                bars = {str(path): tqdm(desc=f"{ctx.trial.name}/{cam} keypoints", unit="fr", leave=False,
+                                        disable=not ctx.show_progress) for cam, (path, _) in todo.items()}
+                while not all(f.done() for f in futures.values()):
+                    try:
+                        p, n = q.get(timeout=0.2)
+                        bars[p].update(n)
+                    except queue_mod.Empty:
+                        pass
+                for b in bars.values():
+                    b.close()
+                for cam, fut in futures.items():
+                    try:
+                        result[cam] = fut.result()
+                    except VideoError as exc:
+                        raise StageInputError(str(exc)) from None
+    for cam, (_, key) in todo.items():
+        np.savez_compressed(cache_dir / f"{cam}.npz", people=result[cam], key=key)
+    return result
+
+
+def _detect_checked(path: Path, args: tuple, q) -> np.ndarray:
+    try:
+        return detect_video(str(path), *args, q)
+    except VideoError as exc:
+        raise StageInputError(str(exc)) from None
+
+
+def read_json_all(ctx: StageContext, cams: list[str], n_frames: dict[str, int]) -> dict[str, np.ndarray]:
+    """Keypoints another detector wrote: <session>/<json_dir>/<trial>/<camera>/*.json."""
+    from models.pose_openpose import PoseJsonError, read_pose_json_dir
+
+    cfg = ctx.config["keypoints"]
+    out = {}
+    for cam in cams:
+        folder = ctx.session.root / cfg["json_dir"] / ctx.trial.name / cam
+        try:
+            people = read_pose_json_dir(folder, cfg["max_people"])
+        except PoseJsonError as exc:
+            raise StageInputError(str(exc)) from None
+        n = n_frames[cam]
+        if len(people) > n:
+            raise StageInputError(f"{folder}: {len(people)} frames of keypoints but the video "
+                                  f"{ctx.trial.videos[cam]} has {n}; the JSON files belong to another video")
+        if len(people) < n:
+            ctx.log.warning("%s: keypoints for %d of %d frames; the rest count as not detected", folder, len(people), n)
+            pad = np.full((n - len(people),) + people.shape[1:], np.nan)
+            pad[..., 2] = 0.0
+            people = np.concatenate([people, pad])
+        out[cam] = people
+    return out
+
+
+def json_inputs(ctx: StageContext) -> list[Path]:
+    """Fingerprint inputs of the keypoints stage: the JSON files when that backend is used."""
+    cfg = ctx.config["keypoints"]
+    videos = [ctx.trial.videos[c.id] for c in ctx.session.cameras]  # decoded for the overlays in any case
+    if cfg["backend"] != "json":
+        return videos
+    root = ctx.session.root / cfg["json_dir"] / ctx.trial.name
+    return videos + (sorted(root.glob("*/*.json")) if root.is_dir() else [])
+
+
+def _load_calibration(ctx: StageContext, cams: list[str]):
+    path = ctx.session.calibration_dir / "cameras.yaml"
+    if not path.is_file():
+        return None
+    from calibration.camera import CameraFileError, load_cameras
+
+    try:
+        by_id = {c.name: c for c in load_cameras(path)}
+    except CameraFileError:
+        return None
+    return [by_id[c] for c in cams] if all(c in by_id for c in cams) else None
+
+
+def reprojection_error(cameras, times: list[np.ndarray], tracks: list[np.ndarray], max_frames: int = 150):
+    """error(combo): median reprojection error, in body heights, of the chosen tracks triangulated
+    together. Frames are paired by nearest time on each phone's own clock (before sync), so a moving
+    subject adds some error; two different people add far more."""
+    from pipeline.triangulation import dlt
+
+    ref = times[0]
+    frames = np.linspace(0, len(ref) - 1, min(max_frames, len(ref))).round().astype(int)
+    idx = [np.clip(np.searchsorted(t, ref[frames]), 0, len(t) - 1) for t in times]
+    P = np.stack([c.P for c in cameras])
+
+    def error(combo) -> float:
+        obs = np.stack([tracks[c][idx[c], t] for c, t in enumerate(combo)])  # (C, F, K, 3)
+        uv = np.stack([cameras[c].undistort(np.nan_to_num(obs[c, ..., :2])) for c in range(len(cameras))])
+        w = np.where(obs[..., 2] >= 0.3, obs[..., 2], 0.0)
+        pts = dlt(P, uv.reshape(len(cameras), -1, 2), w.reshape(len(cameras), -1))
+        ok = np.isfinite(pts[:, 0])
+        if ok.sum() < 10:
+            return np.inf
+        errs = []
+        for c in range(len(cameras)):
+            seen = w[c].reshape(-1)[ok] > 0
+            proj = cameras[c].project(pts[ok][seen])
+            size = np.nanmedian(body_size(obs[c]))
+            errs.append(np.linalg.norm(proj - obs[c, ..., :2].reshape(-1, 2)[ok][seen], axis=1) / size)
+        return float(np.median(np.concatenate(errs)))
+
+    return error
+
+
+# Two tracks whose joint triangulation misses by more than this (body heights, median) are not the
+# same person, whatever their movement says.
+SAME_PERSON_MAX_ERROR = 0.15
+
+
+def subject_agreement(times: list[np.ndarray], tracks: list[np.ndarray], infos: list[list[TrackInfo]],
+                      max_lag_s: float, cameras=None):
+    """agreement(combo) for choose_subject: the subject is the person who moves the same way in every
+    view (mean pairwise correlation of their movement; a bystander standing or wandering does not
+    correlate), with a small bonus for being large, confident and always present (which decides
+    when nobody moves). With calibrated cameras, combinations that cannot be one person are out."""
+    cache: dict[tuple[int, int], Any] = {}
+    best = [max(i.score for i in inf) or 1.0 for inf in infos]
+    geometry = reprojection_error(cameras, times, tracks) if cameras is not None else None
+
+    def signal(c: int, t: int):
+        if (c, t) not in cache:
+            cache[(c, t)] = speed_signal(times[c], tracks[c][:, t], rate_hz=50.0)
+        return cache[(c, t)]
+
+    def agreement(combo) -> float:
+        if geometry is not None and geometry(combo) > SAME_PERSON_MAX_ERROR:
+            return -np.inf
+        res = synchronise([signal(c, t) for c, t in enumerate(combo)], max_lag_s=max_lag_s)
+        rs = [p.r for p in res.pairs]
+        moving = float(np.nanmean(rs)) if np.isfinite(rs).any() else 0.0
+        return moving + 0.1 * float(np.mean([infos[c][t].score / best[c] for c, t in enumerate(combo)]))
+
+    return agreement
+
+
+def run_keypoints(ctx: StageContext) -> None:
+    cfg = ctx.config["keypoints"]
+    if cfg["backend"] not in BACKENDS:
+        raise StageInputError(f"keypoints.backend is {cfg['backend']!r}; use one of {list(BACKENDS)}")
+    cams = [c.id for c in ctx.session.cameras]
+    frames_dir = ctx.stage_dir("frames")
+    info = json.loads((frames_dir / "frames.json").read_text())["cameras"]
+    times = {c: np.loadtxt(frames_dir / f"timestamps_{c}.csv", delimiter=",", skiprows=1, ndmin=2)[:, 1] for c in cams}
+    if cfg["backend"] == "mediapipe":
+        people = detect_all(ctx, cams)
+    else:
+        people = read_json_all(ctx, cams, {c: len(times[c]) for c in cams})
+    for c in cams:
+        n = min(len(people[c]), len(times[c]))
+        people[c], times[c] = people[c][:n], times[c][:n]
+
+    tracks, options, infos = {}, [], {}
+    for c in cams:
+        fps = info[c]["fps_measured"] or 30.0
+        tracks[c] = link_tracks(people[c], cfg["max_track_distance"], int(round(cfg["max_track_gap_s"] * fps)))
+        infos[c] = track_infos(tracks[c], info[c]["height"])
+        opts = candidates(infos[c])
+        if not opts:
+            raise StageInputError(f"{ctx.trial.videos[c]}: no person found in any frame; check that this phone "
+                                  "films the subject in full (head to feet) and that the video is not black")
+        options.append(opts)
+    cameras = _load_calibration(ctx, cams)
+    if any(len(o) > 1 for o in options):
+        agreement = subject_agreement([times[c] for c in cams], [tracks[c] for c in cams], [infos[c] for c in cams],
+                                      ctx.config["sync"]["max_lag_s"], cameras)
+        how = "movement across cameras" + (" and geometry" if cameras is not None else "")
+    else:
+        agreement, how = (lambda combo: 0.0), "only one person"
+    chosen = choose_subject(options, agreement)
+
+    report: dict[str, Any] = {"backend": cfg["backend"], "subject_chosen_by": how, "cameras": {}}
+    for c, t in zip(cams, chosen):
+        subject, swaps = fix_swaps(tracks[c][:, t])
+        write_keypoints_csv(ctx.out_dir / f"{c}.csv", times[c], subject)
+        others = np.delete(tracks[c], t, axis=1)
+        video = ctx.trial.videos[c]
+        try:
+            if cfg["overlay_frames"] > 0:
+                cv2.imwrite(str(ctx.out_dir / f"overlay_{c}.png"),
+                            overlay_sheet(video, times[c], subject, others, cfg["overlay_frames"]))
+            if cfg["overlay_video"]:
+                overlay_video(video, ctx.out_dir / f"overlay_{c}.mp4", times[c], subject, others)
+        except VideoError as exc:
+            raise StageInputError(str(exc)) from None
+        detected = subject[..., 2] >= 0.5
+        report["cameras"][c] = {
+            "frames": int(len(times[c])),
+            "max_people_in_a_frame": int(np.max(np.sum(np.sum(people[c][..., 2] > 0, -1) >= 3, -1), initial=0)),
+            "tracks": [vars(i) for i in infos[c] if i.coverage > 0],
+            "subject_track": int(t),
+            "subject_coverage": infos[c][t].coverage,
+            "detection_rate": {k: round(float(detected[:, i].mean()), 4) for i, k in enumerate(VIDEO_KEYPOINTS)},
+            "mean_detection_rate": round(float(detected.mean()), 4),
+            "swapped_frames": swaps,
+        }
+        if infos[c][t].coverage < 0.9:
+            ctx.log.warning("%s: the subject is found in only %.0f%% of frames; check %s", video,
+                            100 * infos[c][t].coverage, ctx.out_dir.parent / "keypoints" / f"overlay_{c}.png")
+    (ctx.out_dir / "keypoints.json").write_text(json.dumps(report, indent=2))
+    rates = {c: r["mean_detection_rate"] for c, r in report["cameras"].items()}
+    ctx.summary.update(detection_rate=rates, message="keypoints found in " + ", ".join(f"{c} {100 * v:.0f}%" for c, v in rates.items())
+                       + f" of frames; subject chosen by {how}")

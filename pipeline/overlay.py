@@ -1,0 +1,70 @@
+"""Skeleton overlays to check the 2D keypoints by eye: a sheet of frames per camera, optionally a video."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from models.keypoints import INDEX, SKELETON
+from pipeline.frames import contact_sheet
+from pipeline.video import iter_frames
+
+COLOURS = {"R": (60, 60, 230), "L": (230, 120, 40), "C": (60, 200, 60)}  # BGR: right red, left blue
+OTHER = (170, 170, 170)
+
+
+def draw_person(img: np.ndarray, kp: np.ndarray, min_conf: float = 0.3, colour: tuple | None = None) -> None:
+    """Draw one person in place. kp: (20, 3) pixels and confidence."""
+    th = max(1, int(round(img.shape[0] / 320)))
+    ok = np.isfinite(kp[:, 0]) & (kp[:, 2] >= min_conf)
+    for a, b, side in SKELETON:
+        i, j = INDEX[a], INDEX[b]
+        if ok[i] and ok[j]:
+            cv2.line(img, tuple(np.round(kp[i, :2]).astype(int)), tuple(np.round(kp[j, :2]).astype(int)),
+                     colour or COLOURS[side], th, cv2.LINE_AA)
+    for i in np.flatnonzero(ok):
+        cv2.circle(img, tuple(np.round(kp[i, :2]).astype(int)), th + 1, colour or (255, 255, 255), -1, cv2.LINE_AA)
+
+
+def annotate(img: np.ndarray, subject: np.ndarray, others: list[np.ndarray], label: str) -> np.ndarray:
+    out = img.copy()
+    for o in others:
+        draw_person(out, o, colour=OTHER)
+    draw_person(out, subject)
+    s = img.shape[0] / 640
+    cv2.putText(out, label, (8, int(24 * s)), cv2.FONT_HERSHEY_SIMPLEX, 0.6 * s, (0, 0, 0), int(3 * s) + 1, cv2.LINE_AA)
+    cv2.putText(out, label, (8, int(24 * s)), cv2.FONT_HERSHEY_SIMPLEX, 0.6 * s, (255, 255, 255), max(1, int(s)), cv2.LINE_AA)
+    return out
+
+
+def overlay_sheet(video: Path, time_s: np.ndarray, subject: np.ndarray, others: np.ndarray, n_tiles: int = 6,
+                  tile_width: int = 240) -> np.ndarray:
+    """Evenly spaced frames with the subject in colour and other people in grey.
+    subject: (frames, 20, 3); others: (frames, T, 20, 3)."""
+    picks = set(np.linspace(0, len(time_s) - 1, n_tiles).round().astype(int).tolist())
+    tiles = []
+    for fr in iter_frames(video, images=picks):
+        if fr.image is None or fr.index >= len(subject):
+            continue
+        img = annotate(fr.image, subject[fr.index], list(others[fr.index]), f"{video.stem} {time_s[fr.index]:.2f}s")
+        h = int(round(img.shape[0] * tile_width / img.shape[1]))
+        tiles.append(cv2.resize(img, (tile_width, h), interpolation=cv2.INTER_AREA))
+    return contact_sheet([tiles])
+
+
+def overlay_video(video: Path, out_path: Path, time_s: np.ndarray, subject: np.ndarray, others: np.ndarray) -> None:
+    """The whole video with skeletons drawn, as mp4 at the video's median frame rate."""
+    fps = 1.0 / float(np.median(np.diff(time_s))) if len(time_s) > 1 else 30.0
+    writer = None
+    try:
+        for fr in iter_frames(video):
+            if fr.index >= len(subject):
+                break
+            img = annotate(fr.image, subject[fr.index], list(others[fr.index]), f"{time_s[fr.index]:.2f}s")
+            if writer is None:
+                writer = cv2.VideoWriter(str(out_path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (img.shape[1], img.shape[0]))
+            writer.write(img)
+    finally:
+        if writer is not None:
+            writer.release()

@@ -1,0 +1,176 @@
+"""Keep the subject: link each camera's detections into tracks, then choose the subject's track.
+
+Tracking: detections of consecutive frames are matched (Hungarian assignment) by the median distance
+of their common keypoints, relative to the person's size; a track survives gaps of up to
+``max_gap_frames`` so a subject lost for a moment is picked up again by the same track.
+
+Choice: per camera, tracks are scored by coverage (share of frames) x size (median body height
+over image height) x mean confidence. When other people are present, the subject is the
+combination of tracks, one per camera, that agrees best across cameras: with calibrated cameras,
+the lowest median reprojection error when triangulated together; without, the highest mean
+correlation of their movement (the subject moves the same in every view, a bystander does not).
+"""
+from __future__ import annotations
+
+import itertools
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from models.keypoints import mirror_index
+
+MIRROR = mirror_index()
+
+
+@dataclass
+class TrackInfo:
+    track: int
+    coverage: float  # share of frames with this person
+    size: float  # median body height / image height
+    confidence: float  # mean keypoint confidence where present
+    score: float
+
+
+def body_size(kp: np.ndarray, min_conf: float = 0.3) -> np.ndarray:
+    """Height of the confident keypoints' bounding box. kp: (..., K, 3) -> (...), NaN where < 2 points."""
+    ok = kp[..., 2] >= min_conf
+    y = np.where(ok, kp[..., 1], np.nan)
+    x = np.where(ok, kp[..., 0], np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows are expected (nobody there)
+        size = np.fmax(np.nanmax(y, -1) - np.nanmin(y, -1), np.nanmax(x, -1) - np.nanmin(x, -1))
+    size[np.sum(ok, -1) < 2] = np.nan
+    return size
+
+
+def pose_distance(a: np.ndarray, b: np.ndarray, min_conf: float = 0.3) -> float:
+    """Median distance of common confident keypoints over the larger body size, the smaller of b as
+    labelled and b mirrored (a left/right flip is the same person; pipeline/swaps.py relabels it).
+    a, b: (K, 3)."""
+    size = np.nanmax([body_size(a[None])[0], body_size(b[None])[0], 1.0])
+    best = np.inf
+    for bb in (b, b[MIRROR]):
+        ok = (a[:, 2] >= min_conf) & (bb[:, 2] >= min_conf)
+        if ok.sum() >= 3:
+            best = min(best, float(np.median(np.linalg.norm(a[ok, :2] - bb[ok, :2], axis=1)) / size))
+    return best
+
+
+def drop_duplicates(frame_people: np.ndarray, same_distance: float = 0.15) -> list[int]:
+    """Slots of one frame worth keeping: a detection that repeats another one (same person found
+    twice, e.g. by a second tracker seeing part of them) is dropped, keeping the more confident."""
+    present = [p for p in range(frame_people.shape[0]) if np.sum(frame_people[p, :, 2] > 0) >= 3]
+    present.sort(key=lambda p: -float(np.sum(frame_people[p, :, 2])))
+    keep: list[int] = []
+    for p in present:
+        if all(pose_distance(frame_people[p], frame_people[q]) > same_distance for q in keep):
+            keep.append(p)
+    return keep
+
+
+def link_tracks(people: np.ndarray, max_distance: float = 0.35, max_gap_frames: int = 30) -> np.ndarray:
+    """Per-frame detections -> tracks.
+
+    people: (frames, P, K, 3) detections, confidence 0 where a slot is empty.
+    returns: (frames, T, K, 3) one slot per track, NaN / 0 where the track has no detection.
+    A track that missed frames costs a little more to match (0.005 body heights per frame), so a
+    detection continues the most recently seen of two similar tracks.
+    """
+    n_frames = people.shape[0]
+    tracks: list[dict] = []  # last pose, last frame, frames {frame: slot}
+    for f in range(n_frames):
+        dets = drop_duplicates(people[f])
+        alive = [t for t in range(len(tracks)) if f - tracks[t]["last_frame"] <= max_gap_frames]
+        cost = np.full((len(alive), len(dets)), np.inf)
+        for i, t in enumerate(alive):
+            stale = 0.005 * (f - tracks[t]["last_frame"] - 1)
+            for j, p in enumerate(dets):
+                cost[i, j] = pose_distance(tracks[t]["pose"], people[f, p]) + stale
+        matched: set[int] = set()
+        if alive and dets:
+            finite = np.where(np.isfinite(cost), cost, 1e6)
+            rows, cols = linear_sum_assignment(finite)
+            for r, c in zip(rows, cols):
+                if cost[r, c] <= max_distance:
+                    t, p = alive[r], dets[c]
+                    tracks[t].update(pose=people[f, p], last_frame=f)
+                    tracks[t]["frames"][f] = p
+                    matched.add(p)
+        for p in dets:
+            if p not in matched:
+                tracks.append({"pose": people[f, p], "last_frame": f, "frames": {f: p}})
+    out = np.full((n_frames, max(len(tracks), 1)) + people.shape[2:], np.nan)
+    out[..., 2] = 0.0
+    for t, tr in enumerate(tracks):
+        for f, p in tr["frames"].items():
+            out[f, t] = people[f, p]
+    return merge_tracks(out, 2 * max_distance, max_gap_frames)
+
+
+def merge_tracks(tracks: np.ndarray, max_distance: float, max_gap_frames: int) -> np.ndarray:
+    """Join tracks that never overlap in time where one ends near where the other starts (a person
+    lost for longer than the tracker's patience, or found again after a false start). (frames, T, K, 3)."""
+    tracks = tracks.copy()
+    while True:
+        present = np.sum(tracks[..., 2] > 0, axis=-1) >= 3  # (F, T)
+        spans = [(np.flatnonzero(present[:, t])[[0, -1]] if present[:, t].any() else None) for t in range(tracks.shape[1])]
+        best = None
+        for a in range(tracks.shape[1]):
+            for b in range(tracks.shape[1]):
+                if a == b or spans[a] is None or spans[b] is None:
+                    continue
+                gap = spans[b][0] - spans[a][1]
+                if gap < 1 or gap > max_gap_frames:
+                    continue
+                d = pose_distance(tracks[spans[a][1], a], tracks[spans[b][0], b])
+                if d <= max_distance and (best is None or d < best[0]):
+                    best = (d, a, b)
+        if best is None:
+            return tracks[:, [t for t in range(tracks.shape[1]) if present[:, t].any()] or [0]]
+        _, a, b = best
+        tracks[present[:, b], a] = tracks[present[:, b], b]
+        tracks[:, b, :, :2] = np.nan
+        tracks[:, b, :, 2] = 0.0
+
+
+def track_infos(tracks: np.ndarray, image_height: float) -> list[TrackInfo]:
+    """Score every track. tracks: (frames, T, K, 3)."""
+    infos = []
+    for t in range(tracks.shape[1]):
+        kp = tracks[:, t]
+        present = np.sum(kp[..., 2] > 0, axis=-1) >= 3
+        if not present.any():
+            infos.append(TrackInfo(t, 0.0, 0.0, 0.0, 0.0))
+            continue
+        size = float(np.nanmedian(body_size(kp[present]))) / image_height
+        conf = float(np.mean(kp[present][..., 2]))
+        cov = float(present.mean())
+        infos.append(TrackInfo(t, cov, size, conf, cov * size * conf))
+    return infos
+
+
+def candidates(infos: list[TrackInfo], max_candidates: int = 3, min_share: float = 0.3) -> list[int]:
+    """Tracks worth considering as the subject: the best few by score, none far below the best in
+    score or in coverage (the subject is filmed for the whole trial)."""
+    ranked = sorted(infos, key=lambda i: -i.score)
+    if not ranked or ranked[0].score <= 0:
+        return []
+    top_cov = max(i.coverage for i in infos)
+    return [i.track for i in ranked[:max_candidates]
+            if i.score >= min_share * ranked[0].score and i.coverage >= min_share * top_cov]
+
+
+def choose_subject(options: list[list[int]], agreement) -> tuple[int, ...]:
+    """The combination of candidate tracks (one per camera, ``options[c]`` best first) with the best
+    ``agreement(combo) -> float`` (higher is better); ties and failed evaluations keep the per-camera best."""
+    best = tuple(o[0] for o in options)
+    if all(len(o) == 1 for o in options):
+        return best
+    best_value = agreement(best)
+    for combo in itertools.product(*options):
+        v = agreement(combo)
+        if np.isfinite(v) and (not np.isfinite(best_value) or v > best_value + 1e-9):
+            best, best_value = combo, v
+    return best

@@ -1,0 +1,171 @@
+"""The keypoints and sync stages end to end: MediaPipe on the demo videos, the JSON backend with a
+bystander, and the real Pose2Sim demo videos (skipped without ../shared)."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import yaml
+
+from biomech.trc import read_trc
+from calibration.camera import load_cameras
+from models.keypoints import VIDEO_KEYPOINTS
+from pipeline.keypoints2d import read_keypoints_csv
+from pipeline.orchestrate import run_session
+from pipeline.video import iter_frames
+from tests.conftest import SHARED_DATA, needs_shared
+
+DEMO_OFFSET_S = {"cam1": 0.0, "cam2": 0.3}  # cam2 starts 0.3 s late (demo/make_demo_session.py)
+
+
+def _run(root, stages, trials=None, **sections):
+    """Run ``stages``; ``sections`` are config overrides by section, e.g. keypoints={"backend": "json"}."""
+    return run_session(root, trials=trials, overrides={"run": {"stages": stages}, **sections}, show_progress=False)
+
+
+def test_mediapipe_keypoints_and_sync_on_demo(demo_copy):
+    _run(demo_copy, ["frames", "keypoints", "sync"])
+    out = demo_copy / "output" / "squats"
+    report = json.loads((out / "keypoints" / "keypoints.json").read_text())
+    for cam in ("cam1", "cam2"):
+        t, kp = read_keypoints_csv(out / "keypoints" / f"{cam}.csv")
+        assert kp.shape == (len(t), 20, 3) and np.all(np.diff(t) > 0)
+        assert report["cameras"][cam]["subject_coverage"] == 1.0
+        assert report["cameras"][cam]["mean_detection_rate"] > 0.9
+        assert (out / "keypoints" / f"overlay_{cam}.png").stat().st_size > 10_000
+    sync = json.loads((out / "sync" / "sync.json").read_text())
+    # Within half a frame (30 fps) of the truth, from the detector's keypoints of two different views.
+    assert sync["cameras"]["cam2"]["offset_s"] == pytest.approx(0.3, abs=0.5 / 30)
+    assert sync["cameras"]["cam2"]["confidence"] > 0.6
+    assert (out / "sync" / "sync.png").is_file()
+    static = json.loads((demo_copy / "output" / "static" / "sync" / "sync.json").read_text())
+    assert any("hardly moves" in w for w in static["warnings"])  # a still subject cannot be synchronised
+    # Re-running re-uses the cached detections even when the selection settings change.
+    log = demo_copy / "output" / "log.txt"
+    _run(demo_copy, ["frames", "keypoints", "sync"], keypoints={"max_track_gap_s": 0.5})
+    assert log.read_text().count("detections reused") == 4
+
+
+def _truth_2d(root, trial, cam, n_frames):
+    """Projection of the true 3D keypoints into a demo camera at its frame times. (frames, 20, 2)."""
+    table = read_trc(root / "mocap" / f"{trial}.trc")
+    camera = {c.name: c for c in load_cameras(root / "calibration" / "virtual_cameras.yaml")}[cam]
+    t = np.arange(n_frames) / 30.0 + DEMO_OFFSET_S[cam]
+    idx = [table.names.index(k) for k in VIDEO_KEYPOINTS]
+    pts = np.stack([np.interp(t, table.time_s, table.positions_m[:, i, a]) for i in idx for a in range(3)], -1)
+    return camera.project(pts.reshape(-1, 3)).reshape(n_frames, 20, 2)
+
+
+def _body25(kp: np.ndarray) -> list[float]:
+    from models.pose_openpose import SKELETONS
+
+    out = np.zeros((25, 3))
+    for name, j in SKELETONS["BODY_25"].items():
+        out[j, :2] = kp[VIDEO_KEYPOINTS.index(name)]
+        out[j, 2] = 0.9
+    return out.ravel().tolist()
+
+
+def test_json_backend_keeps_the_subject_not_the_bigger_bystander(demo_copy):
+    rng = np.random.default_rng(0)
+    for cam in ("cam1", "cam2"):
+        n = sum(1 for _ in iter_frames(demo_copy / "videos" / "squats" / f"{cam}.mp4", images=False))
+        truth = _truth_2d(demo_copy, "squats", cam, n)
+        centre = np.nanmean(truth, axis=(0, 1))
+        # A bystander: the subject's first (standing) pose, 1.4x bigger, still but for detector jitter.
+        bystander = (truth[0] - centre) * 1.4 + centre + np.array([150.0, 20.0])
+        folder = demo_copy / "pose2d" / "squats" / cam
+        folder.mkdir(parents=True)
+        for f in range(n):
+            people = [_body25(truth[f] + rng.normal(0, 1.0, (20, 2))), _body25(bystander + rng.normal(0, 1.0, (20, 2)))]
+            if rng.random() < 0.5:
+                people.reverse()
+            (folder / f"{cam}_{f:012d}_keypoints.json").write_text(json.dumps({"people": [{"pose_keypoints_2d": p} for p in people]}))
+    _run(demo_copy, ["frames", "keypoints", "sync"], trials=["squats"], keypoints={"backend": "json"})
+    out = demo_copy / "output" / "squats"
+    for cam in ("cam1", "cam2"):
+        t, kp = read_keypoints_csv(out / "keypoints" / f"{cam}.csv")
+        truth = _truth_2d(demo_copy, "squats", cam, len(t))
+        assert np.nanmax(np.linalg.norm(kp[..., :2] - truth, axis=-1)) < 6.0  # the subject in every frame
+    sync = json.loads((out / "sync" / "sync.json").read_text())
+    assert sync["cameras"]["cam2"]["offset_s"] == pytest.approx(0.3, abs=0.002)
+
+
+P2S = SHARED_DATA / "pose2sim-demo"
+P2S_CAMS = ["cam01", "cam02", "cam03", "cam04"]
+
+
+@pytest.fixture(scope="module")
+def pose2sim_run(tmp_path_factory):
+    if not P2S.is_dir():
+        pytest.skip(f"third-party test data not present at {P2S}")
+    root = tmp_path_factory.mktemp("p2s")
+    (root / "videos" / "trial").mkdir(parents=True)
+    for c in P2S_CAMS:
+        shutil.copy(P2S / "videos" / f"{c}.mp4", root / "videos" / "trial" / f"{c}.mp4")
+    (root / "session.yaml").write_text(yaml.safe_dump({
+        "subject": {"id": "p2s", "height_m": 1.72, "mass_kg": 70.0, "sex": "m"},
+        "cameras": [{"id": c} for c in P2S_CAMS], "trials": [{"name": "trial", "kind": "dynamic"}]}))
+    _run(root, ["frames", "keypoints", "sync"])
+    return root
+
+
+@needs_shared
+def test_pose2sim_subject_tracked_in_every_frame(pose2sim_run):
+    """Every frame of every camera holds the subject, never the bystander (in cam01 and cam02): the
+    four views triangulate into one person with the lab's calibration in every single frame."""
+    from calibration.importers import read_qualisys
+    from pipeline.triangulation import triangulate
+
+    out = pose2sim_run / "output" / "trial"
+    report = json.loads((out / "keypoints" / "keypoints.json").read_text())
+    sync = json.loads((out / "sync" / "sync.json").read_text())
+    data = [read_keypoints_csv(out / "keypoints" / f"{c}.csv") for c in P2S_CAMS]
+    for c in P2S_CAMS:
+        assert report["cameras"][c]["subject_coverage"] == 1.0
+        assert report["cameras"][c]["mean_detection_rate"] > 0.9
+    cams = {c.name: c for c in read_qualisys(P2S / "calibration" / "Calib.qca.txt")}
+    ref_t = data[0][0]
+    uv, conf = [], []
+    for c, (t, kp) in zip(P2S_CAMS, data):
+        tc = t + sync["cameras"][c]["offset_s"]
+        idx = np.clip(np.searchsorted(tc, ref_t - 1e-6), 0, len(t) - 1)
+        uv.append(kp[idx, :, :2])
+        conf.append(kp[idx, :, 2])
+    tri = triangulate([cams[c] for c in P2S_CAMS], np.stack(uv), np.nan_to_num(np.stack(conf)), min_conf=0.5)
+    per_frame = np.nanmedian(tri.error_px, axis=1)
+    assert np.all(per_frame < 25.0), per_frame.max()
+
+
+@needs_shared
+def test_pose2sim_sync_recovers_cut_and_fractional_offsets(pose2sim_run):
+    """Cut k frames from the start of one camera (k = 1..30) or delay it by a fraction of a frame:
+    the change in its offset is recovered within half a frame (60 fps)."""
+    from pipeline.sync import speed_signal, synchronise
+
+    out = pose2sim_run / "output" / "trial"
+    data = [read_keypoints_csv(out / "keypoints" / f"{c}.csv") for c in P2S_CAMS]
+    signals = [speed_signal(t, kp) for t, kp in data]
+    base = synchronise(signals).offsets_s
+    worst = {}
+    for c in (1, 2):  # cam02, cam03
+        t, kp = data[c]
+        errs = []
+        for k in range(1, 31):
+            sigs = list(signals)
+            sigs[c] = speed_signal(t[k:] - t[k], kp[k:])
+            errs.append(abs((synchronise(sigs).offsets_s[c] - base[c]) * 60 - k))
+        for frac in (0.25, 0.5, 0.75):
+            # The phone started frac of a frame later: resample its keypoints at those instants.
+            shifted = kp.copy()
+            ts = t + frac / 60
+            for j in range(20):
+                for a in range(2):
+                    shifted[:, j, a] = np.interp(ts, t, kp[:, j, a], left=np.nan, right=np.nan)
+            sigs = list(signals)
+            sigs[c] = speed_signal(t, shifted)
+            errs.append(abs((synchronise(sigs).offsets_s[c] - base[c]) * 60 - frac))
+        worst[P2S_CAMS[c]] = max(errs)
+    assert max(worst.values()) < 0.5, worst
