@@ -6,7 +6,9 @@ grid of the camera's own clock (so different and variable frame rates compare), 
 same zero-lag filter for every camera, and differentiated. Two cameras are compared by the Pearson
 correlation of all keypoint channels together (sums of covariances over sums of variances, each
 channel over the samples both cameras have; a point below the confidence threshold is missing, not
-zero). Keeping keypoints apart matters: each joint's speed has the same timing in every view, while
+zero). A camera whose detector labelled the whole trial mirrored (a tracker that started on a
+person facing away) is compared both as labelled and mirrored, and the better fit counts.
+Keeping keypoints apart matters: each joint's speed has the same timing in every view, while
 an average over joints mixes them with view-dependent weights (measured on the Pose2Sim demo:
 pairwise lags disagreed by up to 3.5 frames averaged, 0.9 frames per keypoint). The correlation is
 evaluated at every lag in the window, the best lag refined to sub-sample precision with a parabola
@@ -26,6 +28,7 @@ import numpy as np
 from scipy.interpolate import make_interp_spline
 from scipy.signal import butter, sosfiltfilt
 
+from models.keypoints import VIDEO_KEYPOINTS, mirror_index
 from pipeline.gaps import nan_runs
 from pipeline.person_select import body_size
 
@@ -41,17 +44,11 @@ class SpeedSignal:
     t0_s: float  # camera time of sample 0
     rate_hz: float
     speed: np.ndarray  # (samples, keypoints) body heights per second, NaN where unknown
+    mean_speed: np.ndarray  # (samples,) mean speed of the keypoints seen, for plots and the stillness check
 
     @property
     def time_s(self) -> np.ndarray:
         return self.t0_s + np.arange(len(self.speed)) / self.rate_hz
-
-    @property
-    def mean_speed(self) -> np.ndarray:
-        """(samples,) mean over the keypoints seen, for plots and the stillness check."""
-        seen = np.isfinite(self.speed)
-        n = seen.sum(axis=1)
-        return np.where(n > 0, np.nansum(self.speed, axis=1) / np.maximum(n, 1), np.nan)
 
 
 @dataclass
@@ -80,7 +77,7 @@ def speed_signal(time_s: np.ndarray, kp: np.ndarray, rate_hz: float = 200.0, low
     scale = float(np.nanmedian(size)) if np.isfinite(size).any() else np.nan
     grid = np.arange(time_s[0], time_s[-1], 1.0 / rate_hz)
     if not np.isfinite(scale) or len(time_s) < 8:
-        return SpeedSignal(float(time_s[0]), rate_hz, np.full((len(grid), kp.shape[1]), np.nan))
+        return SpeedSignal(float(time_s[0]), rate_hz, np.full((len(grid), kp.shape[1]), np.nan), np.full(len(grid), np.nan))
     pos = np.where((kp[..., 2] >= min_conf)[..., None], kp[..., :2] / scale, np.nan)  # (F, K, 2)
     # Resample first, then low-pass on the common grid: every camera then gets the very same filter,
     # whatever its frame rate, so no camera's signal is shaped (or shifted) differently.
@@ -95,7 +92,17 @@ def speed_signal(time_s: np.ndarray, kp: np.ndarray, rate_hz: float = 200.0, low
             on_grid[inside, k] = make_interp_spline(t, pos[s:e, k], k=3, axis=0)(grid[inside])
     smooth = _lowpass(on_grid, rate_hz, lowpass_hz)
     vel = np.gradient(smooth, 1.0 / rate_hz, axis=0) if len(grid) > 1 else np.zeros_like(smooth)
-    return SpeedSignal(float(time_s[0]), rate_hz, np.linalg.norm(vel, axis=-1))
+    speed = np.linalg.norm(vel, axis=-1)  # (samples, K)
+    seen = np.isfinite(speed).sum(axis=1)
+    mean = np.where(seen > 0, np.nansum(speed, axis=1) / np.maximum(seen, 1), np.nan)
+    return SpeedSignal(float(time_s[0]), rate_hz, speed, mean)
+
+
+def mirrored(sig: SpeedSignal) -> SpeedSignal:
+    """The same signal with every left keypoint's channel exchanged with its right partner's."""
+    if sig.speed.shape[1] != len(VIDEO_KEYPOINTS):
+        return sig
+    return SpeedSignal(sig.t0_s, sig.rate_hz, sig.speed[:, mirror_index()], sig.mean_speed)
 
 
 def _lowpass(x: np.ndarray, rate_hz: float, cutoff_hz: float) -> np.ndarray:
@@ -193,7 +200,9 @@ def synchronise(signals: list[SpeedSignal], max_lag_s: float = 2.0, min_overlap_
     pairs: list[PairLag] = []
     for i, j in itertools.combinations(range(n), 2):
         dur = min(len(signals[i].speed), len(signals[j].speed)) / signals[i].rate_hz
-        off, peak, second = best_offset(*lag_correlation(signals[i], signals[j], max_lag_s, min_overlap_share * dur))
+        fits = [best_offset(*lag_correlation(signals[i], b, max_lag_s, min_overlap_share * dur))
+                for b in (signals[j], mirrored(signals[j]))]
+        off, peak, second = max(fits, key=lambda f: f[1] if np.isfinite(f[1]) else -np.inf)
         pairs.append(PairLag(i, j, off, peak, second))
     used = [p for p in pairs if np.isfinite(p.r) and p.r >= min_pair_r]
     offsets = np.zeros(n)
