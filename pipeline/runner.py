@@ -73,6 +73,7 @@ class Stage:
     version: bump when a code change alters the stage's outputs.
     kinds: trial kinds it applies to.
     pending: for a stage not built yet, what will deliver it.
+    unavailable: for a built stage, what it still waits for under the given config (None: ready).
     """
 
     name: str
@@ -84,6 +85,9 @@ class Stage:
     version: str = "1"
     kinds: tuple[str, ...] = TRIAL_KINDS
     pending: str = ""
+    # For a built stage that still lacks something the project will ship (e.g. default weights):
+    # config -> a "not available yet" note, or None when it can run.
+    unavailable: Callable[[dict[str, Any]], str | None] | None = None
 
 
 @dataclass
@@ -179,9 +183,10 @@ class Runner:
             msg = f"waits for {', '.join(waiting)}"
             self.log.debug("%s/%s: blocked, %s", tname, name, msg)
             return Outcome(tname, name, BLOCKED, message=msg)
-        if stage.run is None:
-            self.log.info("%s/%s: not available yet (%s)", tname, name, stage.pending or "not built")
-            return Outcome(tname, name, UNAVAILABLE, message=stage.pending)
+        pending = stage.pending if stage.run is None else (stage.unavailable(self.session.config) if stage.unavailable else None)
+        if stage.run is None or pending:
+            self.log.info("%s/%s: not available yet (%s)", tname, name, pending or "not built")
+            return Outcome(tname, name, UNAVAILABLE, message=pending or "")
         final = self.session.output_dir / tname / name
         scratch = self.session.output_dir / tname / f".{name}.partial"
         ctx = StageContext(self.session, trial, self.session.config, scratch, self.show_progress)

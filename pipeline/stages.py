@@ -5,9 +5,10 @@ the runner reports it as "not available yet" and the stages after it wait.
 """
 from __future__ import annotations
 
-from pipeline.augment import run_augment, weights_path
+from pipeline.augment import DEFAULT_WEIGHTS, run_augment, weights_path
 from pipeline.detect import json_inputs, run_keypoints
 from pipeline.frames import run_frames
+from pipeline.reconstruct import run_filter, run_triangulate
 from pipeline.runner import Stage, StageContext, StageInputError
 from pipeline.sync_stage import run_sync
 
@@ -20,6 +21,19 @@ def _keypoint_inputs(ctx: StageContext) -> list:
     """Videos or JSON files, and the calibration, which person selection uses when present."""
     cal = ctx.session.calibration_dir / "cameras.yaml"
     return json_inputs(ctx) + ([cal] if cal.is_file() else [])
+
+
+def _calibration(ctx: StageContext) -> list:
+    cal = ctx.session.calibration_dir / "cameras.yaml"
+    return [cal] if cal.is_file() else []  # the stage itself says how to calibrate
+
+
+def _no_default_weights(config: dict) -> str | None:
+    """Our own augmenter weights are not shipped yet; without a --set augment.weights the stage waits."""
+    if config["augment"]["weights"] or DEFAULT_WEIGHTS.is_file():
+        return None
+    return ("our own augmenter weights (augmenter issue); meanwhile convert OpenCap's with `python app.py "
+            "augmenter import-opencap DIR --out FILE` and run with --set augment.weights=FILE")
 
 
 def _weights(ctx: StageContext) -> list:
@@ -36,9 +50,11 @@ STAGES: dict[str, Stage] = {
         Stage("keypoints", run_keypoints, needs=("frames",), config_sections=("keypoints",), inputs=_keypoint_inputs,
               version="1"),
         Stage("sync", run_sync, needs=("keypoints",), config_sections=("sync",), version="1"),
-        Stage("triangulate", None, needs=("sync",), pending="3D reconstruction issue"),
-        Stage("filter", None, needs=("triangulate",), pending="3D reconstruction issue"),
+        Stage("triangulate", run_triangulate, needs=("sync",), config_sections=("triangulate",),
+              inputs=_calibration, version="1"),
+        Stage("filter", run_filter, needs=("triangulate",), config_sections=("filter",), version="1"),
         Stage("augment", run_augment, needs=("filter",), config_sections=("augment",), inputs=_weights,
+              unavailable=_no_default_weights,
               params=lambda ctx: {"height_m": ctx.session.subject.height_m, "mass_kg": ctx.session.subject.mass_kg}),
         Stage("scale", None, needs=("augment",), kinds=("static",), pending="biomechanics issue"),
         Stage("ik", None, needs=("augment",), pending="biomechanics issue"),

@@ -25,7 +25,7 @@ def test_help_everywhere(command):
 def test_stages_lists_what_is_available():
     res = app("stages")
     assert res.returncode == 0
-    assert "frames       available" in res.stdout and "sync         available" in res.stdout and "triangulate  not available yet" in res.stdout
+    assert "frames       available" in res.stdout and "filter       available" in res.stdout and "scale        not available yet" in res.stdout
 
 
 def test_bad_session_exits_2_with_every_problem(tmp_path):
@@ -48,6 +48,7 @@ def test_bad_set_and_unknown_trial_exit_2(demo_copy):
 
 
 def test_run_then_rerun_skips_and_reports(demo_copy):
+    shutil.copy(demo_copy / "calibration" / "virtual_cameras.yaml", demo_copy / "calibration" / "cameras.yaml")
     first = app("run", str(demo_copy), "--no-progress")
     assert first.returncode == 0, first.stderr
     assert "static/frames: done" in first.stdout and "not available yet" in first.stdout
@@ -67,6 +68,7 @@ def test_validate_and_config(demo_copy):
 
 def test_batch_keeps_going_past_bad_sessions(tmp_path, demo_copy):
     root = tmp_path / "all"
+    shutil.copy(demo_copy / "calibration" / "virtual_cameras.yaml", demo_copy / "calibration" / "cameras.yaml")
     shutil.copytree(demo_copy, root / "good")
     write_session(root / "bad", {"subject": {"id": "x"}}, None)
     (root / "broken_video").mkdir()

@@ -83,7 +83,9 @@ def test_json_backend_keeps_the_subject_not_the_bigger_bystander(demo_copy):
             if rng.random() < 0.5:
                 people.reverse()
             (folder / f"{cam}_{f:012d}_keypoints.json").write_text(json.dumps({"people": [{"pose_keypoints_2d": p} for p in people]}))
-    _run(demo_copy, ["frames", "keypoints", "sync"], trials=["squats"], keypoints={"backend": "json"})
+    # The true cameras: the 3D output is then in the truth's frame and compares directly.
+    shutil.copy(demo_copy / "calibration" / "virtual_cameras.yaml", demo_copy / "calibration" / "cameras.yaml")
+    _run(demo_copy, ["frames", "keypoints", "sync", "triangulate", "filter"], trials=["squats"], keypoints={"backend": "json"})
     out = demo_copy / "output" / "squats"
     for cam in ("cam1", "cam2"):
         t, kp = read_keypoints_csv(out / "keypoints" / f"{cam}.csv")
@@ -91,6 +93,21 @@ def test_json_backend_keeps_the_subject_not_the_bigger_bystander(demo_copy):
         assert np.nanmax(np.linalg.norm(kp[..., :2] - truth, axis=-1)) < 6.0  # the subject in every frame
     sync = json.loads((out / "sync" / "sync.json").read_text())
     assert sync["cameras"]["cam2"]["offset_s"] == pytest.approx(0.3, abs=0.002)
+
+    # 3D: the video .trc against the true keypoints, both on cam1's clock (truth time 0 = cam1 frame 0).
+    est = read_trc(out / "filter" / "keypoints.trc")
+    with np.load(out / "triangulate" / "points.npz") as z:
+        t0 = float(z["time_s"][0])
+    t = est.time_s + t0
+    assert 0.3 <= t0 <= 0.3 + 1 / 30 + 1e-3  # cam2 started late: the common part starts at its first frame
+    table = read_trc(demo_copy / "mocap" / "squats.trc")
+    idx = [table.names.index(k) for k in VIDEO_KEYPOINTS]
+    truth3d = np.stack([np.interp(t, table.time_s, table.positions_m[:, i, a]) for i in idx for a in range(3)], -1)
+    err = np.linalg.norm(est.positions_m - truth3d.reshape(len(t), 20, 3), axis=-1)
+    assert np.sqrt(np.mean(err ** 2)) < 0.010  # metres, 1 px noise, two phones
+    quality = json.loads((out / "filter" / "quality.json").read_text())
+    assert all(q["triangulated_share"] == 1.0 and q["reprojection_px_median"] < 3 for q in quality["keypoints"].values())
+    assert (out / "filter" / "keypoints.png").is_file()
 
 
 P2S = SHARED_DATA / "pose2sim-demo"

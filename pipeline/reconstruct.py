@@ -1,0 +1,174 @@
+"""Stages ``triangulate`` and ``filter``: synchronised 2D keypoints -> the video-keypoint .trc.
+
+triangulate: every camera's keypoints are resampled onto one common timeline (the reference
+camera's clock, at its frame rate, over the time all cameras recorded), using the offsets from
+``sync``; a keypoint is interpolated only between two frames that both have it. Left/right swaps
+that one camera makes are undone from the other views (3+ cameras), then points are triangulated
+with outlier-camera rejection (pipeline/triangulation.py).
+  points.npz   time_s (frames,), points_m (frames, 20, 3), error_px (frames, 20),
+               used (frames, 20, cameras), confidence (frames, 20) mean of the cameras used
+
+filter: Kalman + RTS smoother + zero-lag Butterworth (pipeline/filtering.py).
+  keypoints.trc  the 20 video keypoints, metres, world frame (Y up), at the video rate
+  quality.json   per keypoint: share of frames triangulated, mean cameras used, reprojection
+                 error (mean, median, 95th percentile), measurements gated out, gaps left empty
+  keypoints.png  raw and filtered trajectories of a few keypoints, to check by eye
+"""
+from __future__ import annotations
+
+import json
+import re
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from biomech.trc import MarkerTable, write_trc  # noqa: E402
+from models.keypoints import INDEX, LR_PAIRS, VIDEO_KEYPOINTS  # noqa: E402
+from pipeline.filtering import measurement_std, smooth_keypoints  # noqa: E402
+from pipeline.keypoints2d import read_keypoints_csv  # noqa: E402
+from pipeline.runner import StageContext, StageInputError  # noqa: E402
+from pipeline.triangulation import fix_single_camera_swaps, triangulate  # noqa: E402
+
+PAIRS = [(INDEX[r], INDEX[l]) for r, l in LR_PAIRS]
+
+
+def resample_keypoints(time_s: np.ndarray, kp: np.ndarray, at_s: np.ndarray) -> np.ndarray:
+    """Linear interpolation of (frames, K, 3) keypoints at times ``at_s`` (same clock); a keypoint
+    is missing where either neighbouring frame lacks it. Returns (len(at_s), K, 3)."""
+    out = np.full((len(at_s),) + kp.shape[1:], np.nan)
+    out[..., 2] = 0.0
+    right = np.clip(np.searchsorted(time_s, at_s), 1, len(time_s) - 1)
+    left = right - 1
+    span = time_s[right] - time_s[left]
+    w = np.clip((at_s - time_s[left]) / np.where(span > 0, span, 1.0), 0.0, 1.0)[:, None]
+    inside = (at_s >= time_s[0] - 1e-9) & (at_s <= time_s[-1] + 1e-9)
+    ok = (kp[left, :, 2] > 0) & (kp[right, :, 2] > 0) & inside[:, None]
+    ok &= np.isfinite(kp[left, :, 0]) & np.isfinite(kp[right, :, 0])
+    for a in range(3):
+        val = (1 - w) * kp[left, :, a] + w * kp[right, :, a]
+        out[..., a] = np.where(ok, val, np.nan if a < 2 else 0.0)
+    return out
+
+
+def load_cameras_for(ctx: StageContext):
+    from calibration.camera import CameraFileError, load_cameras
+
+    path = ctx.session.calibration_dir / "cameras.yaml"
+    try:
+        by_id = {c.name: c for c in load_cameras(path)}
+    except CameraFileError as exc:
+        raise StageInputError(f"{exc}. Calibrate with `python app.py calibrate extrinsics {ctx.session.root}` "
+                              "or import one with `python app.py calibrate import`") from None
+    missing = [c.id for c in ctx.session.cameras if c.id not in by_id]
+    if missing:
+        raise StageInputError(f"{path}: no calibration for camera(s) {missing}; re-run the calibration with every camera")
+    return [by_id[c.id] for c in ctx.session.cameras]
+
+
+def run_triangulate(ctx: StageContext) -> None:
+    cfg = ctx.config["triangulate"]
+    cams = [c.id for c in ctx.session.cameras]
+    cameras = load_cameras_for(ctx)
+    sync = json.loads((ctx.stage_dir("sync") / "sync.json").read_text())
+    data = {c: read_keypoints_csv(ctx.stage_dir("keypoints") / f"{c}.csv") for c in cams}
+    common = {c: data[c][0] + sync["cameras"][c]["offset_s"] for c in cams}
+    start = max(t[0] for t in common.values())
+    stop = min(t[-1] for t in common.values())
+    ref_t = common[cams[0]]
+    fps = 1.0 / float(np.median(np.diff(ref_t)))
+    if stop - start < 10.0 / fps:
+        raise StageInputError(f"{ctx.trial.name}: the cameras' recordings overlap for only {max(stop - start, 0):.2f} s "
+                              "after synchronisation; check sync/sync.json and that all phones filmed the same trial")
+    times = ref_t[(ref_t >= start - 1e-9) & (ref_t <= stop + 1e-9)]
+    for c in cams:
+        size = cameras[cams.index(c)].image_size
+        info = json.loads((ctx.stage_dir("frames") / "frames.json").read_text())["cameras"][c]
+        if (info["width"], info["height"]) != tuple(size):
+            ctx.log.warning("%s: video is %dx%d but its calibration is %dx%d; check the camera file",
+                            ctx.trial.videos[c], info["width"], info["height"], *size)
+    obs = np.stack([resample_keypoints(common[c], data[c][1], times) for c in cams])  # (C, F, K, 3)
+    uv, conf = obs[..., :2], np.nan_to_num(obs[..., 2])
+    swapped = np.zeros((len(times), len(cams), len(PAIRS)), bool)
+    if cfg["fix_swaps"]:
+        uv, conf, swapped = fix_single_camera_swaps(cameras, uv, conf, PAIRS, min_conf=cfg["min_confidence"])
+    tri = triangulate(cameras, uv, conf, min_conf=cfg["min_confidence"], outlier_px=cfg["outlier_px"])
+    conf_used = np.where(tri.used, np.moveaxis(conf, 0, -1), 0.0)  # (F, K, C)
+    n_used = tri.used.sum(axis=-1)
+    mean_conf = np.where(n_used > 0, conf_used.sum(axis=-1) / np.maximum(n_used, 1), 0.0)
+    np.savez_compressed(ctx.out_dir / "points.npz", time_s=times, points_m=tri.points_m, error_px=tri.error_px,
+                        used=tri.used, confidence=mean_conf, cameras=np.array(cams),
+                        swaps_fixed=swapped.sum(axis=(0, 2)))
+    ok = np.isfinite(tri.points_m[..., 0])
+    err = tri.error_px[ok]
+    ctx.summary.update(frames=int(len(times)), triangulated=round(float(ok.mean()), 4),
+                       message=f"{len(times)} frames at {fps:.0f} Hz, {100 * ok.mean():.0f}% of points triangulated, "
+                               f"reprojection error median {np.median(err) if err.size else float('nan'):.1f} px")
+
+
+def activity_cutoff(ctx: StageContext, cfg: dict) -> float:
+    """The low-pass cutoff: ``filter.cutoff_hz`` when set, else by the activity the trial's name says."""
+    if cfg["cutoff_hz"] > 0:
+        return float(cfg["cutoff_hz"])
+    name = ctx.trial.name.lower()
+    if ctx.trial.kind == "static":
+        return float(cfg["cutoffs_hz"]["static"])
+    for activity, pattern in (("walking", r"walk|gait|run"), ("jumping", r"jump|hop|drop"), ("squats", r"squat|sts|sit|lunge")):
+        if re.search(pattern, name):
+            return float(cfg["cutoffs_hz"][activity])
+    return float(cfg["cutoffs_hz"]["other"])
+
+
+def plot_trajectories(path, time_s: np.ndarray, raw: np.ndarray, smooth: np.ndarray) -> None:
+    names = ["RKnee", "LAnkle", "RWrist", "midHip"]
+    fig, axes = plt.subplots(len(names), 1, figsize=(9, 8), sharex=True)
+    for ax, name in zip(axes, names):
+        k = INDEX[name]
+        for a, axis_name in enumerate("xyz"):
+            ax.plot(time_s, raw[:, k, a], ".", ms=2, alpha=0.4, color=f"C{a}")
+            ax.plot(time_s, smooth[:, k, a], lw=1.2, color=f"C{a}", label=axis_name)
+        ax.set_ylabel(f"{name} (m)")
+        ax.legend(fontsize=7, loc="upper right", ncol=3)
+    axes[0].set_title("triangulated (dots) and filtered (lines)")
+    axes[-1].set_xlabel("time (s)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def run_filter(ctx: StageContext) -> None:
+    cfg = ctx.config["filter"]
+    with np.load(ctx.stage_dir("triangulate") / "points.npz") as z:
+        time_s, pts, err, used, conf = z["time_s"], z["points_m"], z["error_px"], z["used"], z["confidence"]
+    rate = 1.0 / float(np.median(np.diff(time_s)))
+    cutoff = activity_cutoff(ctx, cfg)
+    std = measurement_std(err, np.where(conf > 0, conf, np.nan), cfg["measurement_std_m"], cfg["reprojection_ref_px"])
+    res = smooth_keypoints(pts, rate, std, jerk_std=cfg["jerk_std"], gate_sigma=cfg["gate_sigma"], cutoff_hz=cutoff,
+                           max_gap_s=cfg["max_gap_s"])
+    table = MarkerTable(time_s - time_s[0], list(VIDEO_KEYPOINTS), res.points_m, rate)
+    write_trc(ctx.out_dir / "keypoints.trc", table)
+    quality: dict = {"rate_hz": round(rate, 3), "cutoff_hz": cutoff, "frames": int(len(time_s)), "keypoints": {}}
+    for k, name in enumerate(VIDEO_KEYPOINTS):
+        ok = np.isfinite(pts[:, k, 0])
+        e = err[ok, k]
+        quality["keypoints"][name] = {
+            "triangulated_share": round(float(ok.mean()), 4),
+            "cameras_used_mean": round(float(used[ok, k].sum(axis=-1).mean()), 2) if ok.any() else 0.0,
+            "reprojection_px_mean": round(float(e.mean()), 2) if e.size else None,
+            "reprojection_px_median": round(float(np.median(e)), 2) if e.size else None,
+            "reprojection_px_p95": round(float(np.percentile(e, 95)), 2) if e.size else None,
+            "gated_out": int(res.rejected[:, k].sum()),
+            "gaps_left_empty": [[int(a), int(b)] for a, b in res.long_gaps.get(k, [])],
+            "output_share": round(float(np.isfinite(res.points_m[:, k, 0]).mean()), 4),
+        }
+    (ctx.out_dir / "quality.json").write_text(json.dumps(quality, indent=2))
+    plot_trajectories(ctx.out_dir / "keypoints.png", time_s - time_s[0], pts, res.points_m)
+    gaps = {VIDEO_KEYPOINTS[k]: runs for k, runs in res.long_gaps.items()}
+    for name, runs in gaps.items():
+        ctx.log.info("%s: %s has gaps left empty at frames %s", ctx.trial.name, name,
+                     ", ".join(f"{a + 1}-{b}" for a, b in runs))
+    all_err = err[np.isfinite(err)]
+    ctx.summary.update(cutoff_hz=cutoff, message=f"{len(time_s)} frames, cutoff {cutoff:g} Hz, reprojection "
+                       f"mean {all_err.mean() if all_err.size else float('nan'):.1f} px, {len(gaps)} keypoints with gaps left empty")
