@@ -20,7 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from calibration.camera import Camera, save_cameras
+from calibration.camera import Camera, CameraFileError, load_cameras, save_cameras
 from calibration.checkerboard import Board, find_corners, sharpness
 from calibration.extrinsics import BoardView, ExtrinsicsResult, solve_extrinsics
 from calibration.intrinsics import (IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, CalibrationError, board_in_video, intrinsics_from_folder,
@@ -28,6 +28,21 @@ from calibration.intrinsics import (IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, Calibrat
 from sessions.session import Session
 
 log = logging.getLogger("markerless.calibration")
+
+
+def session_cameras(session: Session) -> list[Camera]:
+    """The session's calibrated cameras in session.yaml's camera order; CameraFileError (saying how to
+    calibrate) when the file is missing, unreadable or lacks a camera."""
+    path = session.cameras_file
+    try:
+        by_id = {c.name: c for c in load_cameras(path)}
+    except CameraFileError as exc:
+        raise CameraFileError(f"{exc}. Calibrate with `python app.py calibrate extrinsics {session.root}` "
+                              "or import one with `python app.py calibrate import`") from None
+    missing = [c.id for c in session.cameras if c.id not in by_id]
+    if missing:
+        raise CameraFileError(f"{path}: no calibration for camera(s) {missing}; re-run the calibration with every camera")
+    return [by_id[c.id] for c in session.cameras]
 
 
 @dataclass
@@ -112,7 +127,7 @@ def calibrate_session(session: Session) -> SessionCalibration:
         views.append(BoardView(intr, uv, src.name))
         images[cam.id] = img
     result = solve_extrinsics(views, board, cb.placement, cfg["extrinsics_warn_px"], cfg["extrinsics_fail_px"])
-    out = save_cameras(cal / "cameras.yaml", result.cameras, comment=f"from the {cb.placement} checkerboard; origin at its first inner corner")
+    out = save_cameras(session.cameras_file, result.cameras, comment=f"from the {cb.placement} checkerboard; origin at its first inner corner")
     axis = max(cb.rows, cb.cols) * board.square_m / 2
     for c in result.cameras:
         cv2.imwrite(str(cal / f"check_{c.name}.png"), draw_check(images[c.name], c, next(v.corners for v in views if v.camera.name == c.name), axis))

@@ -21,6 +21,7 @@ import os
 import queue as queue_mod
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import cv2
@@ -89,44 +90,44 @@ def detect_all(ctx: StageContext, cams: list[str]) -> dict[str, np.ndarray]:
         return result
     workers = min(len(todo), cfg["workers"] or os.cpu_count() or 1)
     args = (cfg["max_people"], cfg["min_detection_confidence"])
-    if workers == 1:
-        for cam, (path, _) in todo.items():
-            bar = tqdm(desc=f"{ctx.trial.name}/{cam} keypoints", unit="fr", disable=not ctx.show_progress, leave=False)
-            q: queue_mod.SimpleQueue = queue_mod.SimpleQueue()
-            result[cam] = _detect_checked(path, args, q)
-            while not q.empty():
-                bar.update(q.get()[1])
-            bar.close()
-    else:
-        with multiprocessing.Manager() as manager:
-            q = manager.Queue()
-            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-                futures = {cam: pool.submit(detect_video, str(path), *args, q) for cam, (path, _) in todo.items()}
-                bars = {str(path): tqdm(desc=f"{ctx.trial.name}/{cam} keypoints", unit="fr", leave=False,
-                                        disable=not ctx.show_progress) for cam, (path, _) in todo.items()}
-                while not all(f.done() for f in futures.values()):
-                    try:
-                        p, n = q.get(timeout=0.2)
-                        bars[p].update(n)
-                    except queue_mod.Empty:
-                        pass
-                for b in bars.values():
-                    b.close()
-                for cam, fut in futures.items():
-                    try:
-                        result[cam] = fut.result()
-                    except VideoError as exc:
-                        raise StageInputError(str(exc)) from None
-    for cam, (_, key) in todo.items():
-        np.savez_compressed(cache_dir / f"{cam}.npz", people=result[cam], key=key)
-    return result
 
+    def store(cam: str, people: np.ndarray) -> None:
+        # Cached as soon as a camera is done: a later camera's failure does not lose it.
+        np.savez_compressed(cache_dir / f"{cam}.npz", people=people, key=todo[cam][1])
+        result[cam] = people
 
-def _detect_checked(path: Path, args: tuple, q) -> np.ndarray:
+    bars = {str(path): tqdm(desc=f"{ctx.trial.name}/{cam} keypoints", unit="fr", leave=False, disable=not ctx.show_progress)
+            for cam, (path, _) in todo.items()}
+    errors: list[VideoError] = []
     try:
-        return detect_video(str(path), *args, q)
+        if workers == 1:
+            progress = SimpleNamespace(put=lambda item: bars[item[0]].update(item[1]))
+            for cam, (path, _) in todo.items():
+                store(cam, detect_video(str(path), *args, progress))
+        else:
+            with multiprocessing.Manager() as manager:
+                q = manager.Queue()
+                with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+                    futures = {cam: pool.submit(detect_video, str(path), *args, q) for cam, (path, _) in todo.items()}
+                    while not all(f.done() for f in futures.values()):
+                        try:
+                            p, n = q.get(timeout=0.2)
+                            bars[p].update(n)
+                        except queue_mod.Empty:
+                            pass
+                    for cam, fut in futures.items():
+                        try:
+                            store(cam, fut.result())
+                        except VideoError as exc:
+                            errors.append(exc)
     except VideoError as exc:
-        raise StageInputError(str(exc)) from None
+        errors.append(exc)
+    finally:
+        for b in bars.values():
+            b.close()
+    if errors:
+        raise StageInputError(str(errors[0]))
+    return result
 
 
 def read_json_all(ctx: StageContext, cams: list[str], n_frames: dict[str, int]) -> dict[str, np.ndarray]:
@@ -164,17 +165,15 @@ def json_inputs(ctx: StageContext) -> list[Path]:
     return videos + (sorted(root.glob("*/*.json")) if root.is_dir() else [])
 
 
-def _load_calibration(ctx: StageContext, cams: list[str]):
-    path = ctx.session.calibration_dir / "cameras.yaml"
-    if not path.is_file():
-        return None
-    from calibration.camera import CameraFileError, load_cameras
+def _load_calibration(ctx: StageContext):
+    """The cameras when the session is calibrated (person selection then also uses geometry), else None."""
+    from calibration.camera import CameraFileError
+    from calibration.session_calibration import session_cameras
 
     try:
-        by_id = {c.name: c for c in load_cameras(path)}
+        return session_cameras(ctx.session)
     except CameraFileError:
         return None
-    return [by_id[c] for c in cams] if all(c in by_id for c in cams) else None
 
 
 def reprojection_error(cameras, times: list[np.ndarray], tracks: list[np.ndarray], max_frames: int = 150):
@@ -264,7 +263,7 @@ def run_keypoints(ctx: StageContext) -> None:
             raise StageInputError(f"{ctx.trial.videos[c]}: no person found in any frame; check that this phone "
                                   "films the subject in full (head to feet) and that the video is not black")
         options.append(opts)
-    cameras = _load_calibration(ctx, cams)
+    cameras = _load_calibration(ctx)
     if any(len(o) > 1 for o in options):
         agreement = subject_agreement([times[c] for c in cams], [tracks[c] for c in cams], [infos[c] for c in cams],
                                       ctx.config["sync"]["max_lag_s"], cameras)

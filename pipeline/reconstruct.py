@@ -26,6 +26,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from biomech.trc import MarkerTable, write_trc  # noqa: E402
+from calibration.camera import CameraFileError  # noqa: E402
+from calibration.session_calibration import session_cameras  # noqa: E402
 from models.keypoints import INDEX, LR_PAIRS, VIDEO_KEYPOINTS  # noqa: E402
 from pipeline.filtering import measurement_std, smooth_keypoints  # noqa: E402
 from pipeline.keypoints2d import read_keypoints_csv  # noqa: E402
@@ -53,25 +55,13 @@ def resample_keypoints(time_s: np.ndarray, kp: np.ndarray, at_s: np.ndarray) -> 
     return out
 
 
-def load_cameras_for(ctx: StageContext):
-    from calibration.camera import CameraFileError, load_cameras
-
-    path = ctx.session.calibration_dir / "cameras.yaml"
-    try:
-        by_id = {c.name: c for c in load_cameras(path)}
-    except CameraFileError as exc:
-        raise StageInputError(f"{exc}. Calibrate with `python app.py calibrate extrinsics {ctx.session.root}` "
-                              "or import one with `python app.py calibrate import`") from None
-    missing = [c.id for c in ctx.session.cameras if c.id not in by_id]
-    if missing:
-        raise StageInputError(f"{path}: no calibration for camera(s) {missing}; re-run the calibration with every camera")
-    return [by_id[c.id] for c in ctx.session.cameras]
-
-
 def run_triangulate(ctx: StageContext) -> None:
     cfg = ctx.config["triangulate"]
     cams = [c.id for c in ctx.session.cameras]
-    cameras = load_cameras_for(ctx)
+    try:
+        cameras = session_cameras(ctx.session)
+    except CameraFileError as exc:
+        raise StageInputError(str(exc)) from None
     sync = json.loads((ctx.stage_dir("sync") / "sync.json").read_text())
     data = {c: read_keypoints_csv(ctx.stage_dir("keypoints") / f"{c}.csv") for c in cams}
     common = {c: data[c][0] + sync["cameras"][c]["offset_s"] for c in cams}
@@ -83,9 +73,9 @@ def run_triangulate(ctx: StageContext) -> None:
         raise StageInputError(f"{ctx.trial.name}: the cameras' recordings overlap for only {max(stop - start, 0):.2f} s "
                               "after synchronisation; check sync/sync.json and that all phones filmed the same trial")
     times = ref_t[(ref_t >= start - 1e-9) & (ref_t <= stop + 1e-9)]
-    for c in cams:
-        size = cameras[cams.index(c)].image_size
-        info = json.loads((ctx.stage_dir("frames") / "frames.json").read_text())["cameras"][c]
+    videos = json.loads((ctx.stage_dir("frames") / "frames.json").read_text())["cameras"]
+    for c, camera in zip(cams, cameras):
+        size, info = camera.image_size, videos[c]
         if (info["width"], info["height"]) != tuple(size):
             ctx.log.warning("%s: video is %dx%d but its calibration is %dx%d; check the camera file",
                             ctx.trial.videos[c], info["width"], info["height"], *size)

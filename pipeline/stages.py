@@ -17,15 +17,14 @@ def _videos(ctx: StageContext) -> list:
     return [ctx.trial.videos[c.id] for c in ctx.session.cameras]
 
 
+def _calibration(ctx: StageContext) -> list:
+    cal = ctx.session.cameras_file
+    return [cal] if cal.is_file() else []  # the stage itself says how to calibrate
+
+
 def _keypoint_inputs(ctx: StageContext) -> list:
     """Videos or JSON files, and the calibration, which person selection uses when present."""
-    cal = ctx.session.calibration_dir / "cameras.yaml"
-    return json_inputs(ctx) + ([cal] if cal.is_file() else [])
-
-
-def _calibration(ctx: StageContext) -> list:
-    cal = ctx.session.calibration_dir / "cameras.yaml"
-    return [cal] if cal.is_file() else []  # the stage itself says how to calibrate
+    return json_inputs(ctx) + _calibration(ctx)
 
 
 def _no_default_weights(config: dict) -> str | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from models.keypoints import ARM_PAIRS, INDEX, LEG_PAIRS
+from pipeline.person_select import body_size
 
 # Cost of one relabelled frame, as a share of body size: small next to a real swap (which moves the
 # points by the left-right separation) and large next to frame-to-frame jitter.
@@ -51,8 +52,6 @@ def _group_swaps(kp: np.ndarray, pairs: list[tuple[str, str]], size: float, min_
 
 def fix_swaps(kp: np.ndarray, min_conf: float = 0.3) -> tuple[np.ndarray, dict[str, int]]:
     """Relabel left/right per frame. kp: (frames, K, 3) one person. Returns fixed copy and swapped frame counts."""
-    from pipeline.person_select import body_size
-
     out = kp.copy()
     sizes = body_size(kp)
     size = float(np.nanmedian(sizes)) if np.isfinite(sizes).any() else 1.0

@@ -93,6 +93,11 @@ class Session:
     def calibration_dir(self) -> Path:
         return self.root / "calibration"
 
+    @property
+    def cameras_file(self) -> Path:
+        """The calibrated cameras, written by `calibrate extrinsics` or `calibrate import`."""
+        return self.calibration_dir / "cameras.yaml"
+
     def trial(self, name: str) -> Trial:
         for t in self.trials:
             if t.name == name:
