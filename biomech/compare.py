@@ -1,0 +1,233 @@
+"""Compare joint angles with a reference (mocap IK, another tool's .mot): per-coordinate errors.
+
+Both tables are resampled onto one time base (the reference's rate over the span they share), the
+time shift that maximises the mean Pearson correlation of the shared coordinates is found (videos
+and mocap are rarely started together), and per coordinate we report RMSE, mean absolute error,
+max error, mean offset, Pearson r and range-of-motion difference. Only coordinates both tables have
+are compared; the others are listed. Angles in degrees, translations in millimetres.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from biomech.ik import coordinate_name
+from biomech.mot import CoordinateTable, is_translation
+
+
+class CompareError(ValueError):
+    """The two tables cannot be compared; the message says why and what to do."""
+
+
+@dataclass
+class CoordinateErrors:
+    name: str
+    unit: str
+    rmse: float
+    mae: float
+    max_error: float
+    offset: float
+    pearson_r: float
+    rom: float
+    rom_ref: float
+
+    @property
+    def rom_diff(self) -> float:
+        return self.rom - self.rom_ref
+
+
+@dataclass
+class Comparison:
+    """Result of ``compare_tables``; ``time_s`` (frames,), ``ours``/``ref`` (frames, coordinates) in
+    report units (deg / mm) on the common time base, after the shift."""
+
+    shift_s: float
+    shift_r: float
+    coordinates: list[CoordinateErrors]
+    time_s: np.ndarray
+    ours: np.ndarray
+    ref: np.ndarray
+    only_ours: list[str] = field(default_factory=list)
+    only_ref: list[str] = field(default_factory=list)
+
+    def table(self) -> list[dict]:
+        return [
+            {"coordinate": c.name, "unit": c.unit, "rmse": round(c.rmse, 2), "mae": round(c.mae, 2),
+             "max_error": round(c.max_error, 2), "offset": round(c.offset, 2), "pearson_r": round(c.pearson_r, 3),
+             "rom": round(c.rom, 1), "rom_ref": round(c.rom_ref, 1), "rom_diff": round(c.rom_diff, 1)}
+            for c in self.coordinates
+        ]
+
+    def summary(self) -> dict:
+        angles = [c for c in self.coordinates if c.unit == "deg"]
+        return {
+            "time_shift_s": round(self.shift_s, 4),
+            "shift_mean_r": round(self.shift_r, 3),
+            "frames_compared": int(len(self.time_s)),
+            "span_s": [round(float(self.time_s[0]), 3), round(float(self.time_s[-1]), 3)] if len(self.time_s) else None,
+            "mean_mae_deg": round(float(np.mean([c.mae for c in angles])), 2) if angles else None,
+            "mean_rmse_deg": round(float(np.mean([c.rmse for c in angles])), 2) if angles else None,
+            "coordinates": self.table(),
+            "only_in_ours": self.only_ours,
+            "only_in_reference": self.only_ref,
+        }
+
+
+def _to_report_units(table: CoordinateTable) -> tuple[list[str], np.ndarray, list[str]]:
+    names = [coordinate_name(n) or n for n in table.names]
+    vals = table.values.copy()
+    units = []
+    for j, n in enumerate(names):
+        if is_translation(n, table.translations):
+            vals[:, j] *= 1000.0
+            units.append("mm")
+        else:
+            vals[:, j] = np.degrees(vals[:, j])
+            units.append("deg")
+    return names, vals, units
+
+
+def _interp(t: np.ndarray, src_t: np.ndarray, src: np.ndarray) -> np.ndarray:
+    """(len(t), columns) linear interpolation, NaN outside ``src_t`` and where a neighbour is NaN."""
+    out = np.full((len(t), src.shape[1]), np.nan)
+    for j in range(src.shape[1]):
+        ok = np.isfinite(src[:, j])
+        if ok.sum() < 2:
+            continue
+        out[:, j] = np.interp(t, src_t[ok], src[ok, j], left=np.nan, right=np.nan)
+    return out
+
+
+def _mean_corr(a: np.ndarray, b: np.ndarray) -> float:
+    rs = []
+    for j in range(a.shape[1]):
+        ok = np.isfinite(a[:, j]) & np.isfinite(b[:, j])
+        if ok.sum() < 10:
+            continue
+        x, y = a[ok, j], b[ok, j]
+        if np.std(x) < 1e-6 or np.std(y) < 1e-6:
+            continue
+        rs.append(np.corrcoef(x, y)[0, 1])
+    return float(np.mean(rs)) if rs else -np.inf
+
+
+def find_shift(t_ours: np.ndarray, ours: np.ndarray, t_ref: np.ndarray, ref: np.ndarray,
+               max_shift_s: float, dt: float) -> tuple[float, float]:
+    """Shift (s) to add to our times so our curves best match the reference, and its mean r.
+
+    Only coordinates that move (range > 2 deg / 2 mm in both) vote, so still ones don't dilute r.
+    """
+    moving = [j for j in range(ours.shape[1])
+              if np.nanmax(ours[:, j]) - np.nanmin(ours[:, j]) > 2 and np.nanmax(ref[:, j]) - np.nanmin(ref[:, j]) > 2]
+    if not moving or max_shift_s <= 0:
+        return 0.0, float("nan")
+    ours, ref = ours[:, moving], ref[:, moving]
+    shifts = np.arange(-max_shift_s, max_shift_s + dt / 2, dt)
+    scores = np.full(len(shifts), -np.inf)
+    for i, s in enumerate(shifts):
+        o = _interp(t_ref, t_ours + s, ours)
+        if np.isfinite(o).any(axis=1).sum() < 0.3 * min(len(t_ref), len(t_ours)):
+            continue  # overlap too short to judge
+        scores[i] = _mean_corr(o, ref)
+    k = int(np.argmax(scores))
+    if not np.isfinite(scores[k]):
+        return 0.0, float("nan")
+    shift = shifts[k]
+    if 0 < k < len(shifts) - 1 and np.isfinite(scores[k - 1]) and np.isfinite(scores[k + 1]):
+        y0, y1, y2 = scores[k - 1], scores[k], scores[k + 1]
+        den = y0 - 2 * y1 + y2
+        if den < 0:
+            shift += 0.5 * (y0 - y2) / den * dt
+    return float(shift), float(scores[k])
+
+
+def compare_tables(ours: CoordinateTable, ref: CoordinateTable, *, max_shift_s: float = 2.0,
+                   rate_hz: float | None = None, coordinates: list[str] | None = None) -> Comparison:
+    """Compare ``ours`` with ``ref`` (see module docstring). ``max_shift_s`` 0 disables the shift search."""
+    n_o, v_o, u_o = _to_report_units(ours)
+    n_r, v_r, u_r = _to_report_units(ref)
+    shared = [n for n in n_o if n in n_r and (coordinates is None or n in coordinates)]
+    only_ours = [n for n in n_o if n not in n_r]
+    only_ref = [n for n in n_r if n not in n_o]
+    if not shared:
+        raise CompareError(
+            f"no coordinate names in common (ours: {n_o[:6]}..., reference: {n_r[:6]}...); "
+            "compare .mot files solved with models that use the same coordinate names"
+        )
+    io = [n_o.index(n) for n in shared]
+    ir = [n_r.index(n) for n in shared]
+    a, b = v_o[:, io], v_r[:, ir]
+    if rate_hz is None:
+        rate_hz = 1.0 / float(np.median(np.diff(ref.time_s))) if len(ref.time_s) > 1 else 100.0
+    dt = 1.0 / rate_hz
+    shift, r = find_shift(ours.time_s, a, ref.time_s, b, max_shift_s, dt)
+    t0 = max(ours.time_s[0] + shift, ref.time_s[0])
+    t1 = min(ours.time_s[-1] + shift, ref.time_s[-1])
+    if t1 <= t0:
+        raise CompareError(
+            f"the two recordings do not overlap in time (ours {ours.time_s[0]:.2f}-{ours.time_s[-1]:.2f} s shifted by "
+            f"{shift:.2f} s, reference {ref.time_s[0]:.2f}-{ref.time_s[-1]:.2f} s)"
+        )
+    t = np.arange(t0, t1 + dt / 2, dt)
+    ao = _interp(t, ours.time_s + shift, a)
+    bo = _interp(t, ref.time_s, b)
+    coords = []
+    for j, name in enumerate(shared):
+        ok = np.isfinite(ao[:, j]) & np.isfinite(bo[:, j])
+        if ok.sum() < 2:
+            continue
+        x, y = ao[ok, j], bo[ok, j]
+        e = x - y
+        rr = float(np.corrcoef(x, y)[0, 1]) if np.std(x) > 1e-9 and np.std(y) > 1e-9 else float("nan")
+        coords.append(CoordinateErrors(name, u_o[io[j]], float(np.sqrt(np.mean(e**2))), float(np.mean(np.abs(e))),
+                                       float(np.max(np.abs(e))), float(np.mean(e)), rr,
+                                       float(np.ptp(x)), float(np.ptp(y))))
+    return Comparison(shift, r, coords, t, ao, bo, only_ours, only_ref)
+
+
+def write_comparison(cmp: Comparison, out_dir: str | Path, name: str = "comparison", plot: bool = True) -> dict[str, Path]:
+    """Write ``<name>.json``, ``<name>.csv`` and (when ``plot``) ``<name>.png`` overlays."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out_dir / f"{name}.json", "csv": out_dir / f"{name}.csv"}
+    paths["json"].write_text(json.dumps(cmp.summary(), indent=2) + "\n")
+    rows = cmp.table()
+    with open(paths["csv"], "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["coordinate"])
+        w.writeheader()
+        w.writerows(rows)
+    if plot and cmp.coordinates:
+        paths["png"] = out_dir / f"{name}.png"
+        plot_comparison(cmp, paths["png"])
+    return paths
+
+
+def plot_comparison(cmp: Comparison, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(cmp.coordinates)
+    cols = 4
+    rows = int(np.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 2.4 * rows), squeeze=False, sharex=True)
+    names = [c.name for c in cmp.coordinates]
+    for k, c in enumerate(cmp.coordinates):
+        ax = axes[k // cols][k % cols]
+        j = names.index(c.name)
+        ax.plot(cmp.time_s, cmp.ref[:, j], color="0.3", lw=1.4, label="reference")
+        ax.plot(cmp.time_s, cmp.ours[:, j], color="tab:red", lw=1.0, label="ours")
+        ax.set_title(f"{c.name}  MAE {c.mae:.1f} {c.unit}, r {c.pearson_r:.2f}", fontsize=8)
+        ax.tick_params(labelsize=7)
+    for k in range(n, rows * cols):
+        axes[k // cols][k % cols].axis("off")
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(f"time shift {cmp.shift_s * 1000:.0f} ms; mean MAE {cmp.summary()['mean_mae_deg']} deg", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
