@@ -176,6 +176,51 @@ def cmd_augmenter_import(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from biomech.compare import compare_tables, write_comparison
+    from biomech.mot import read_mot
+
+    ours = read_mot(args.ours)
+    ref_path = Path(args.reference)
+    out = Path(args.out) if args.out else Path(args.ours).resolve().parent / f"compare_{ref_path.stem}"
+    if ref_path.suffix.lower() == ".trc":
+        if not (args.static and args.height and args.mass):
+            print("error: a mocap .trc reference needs --static STATIC.trc --height M --mass KG "
+                  "(the lab's static trial and the subject, to scale the model)", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        from biomech.mocap import solve_mocap
+
+        print(f"solving the mocap reference: scaling on {Path(args.static).name}, IK on {ref_path.name} ...")
+        scaled, ik = solve_mocap(ref_path, args.static, args.height, args.mass, out / "mocap", model=args.model,
+                                 marker_set_xml=args.marker_set, scale_setup=args.scale_setup, ik_setup=args.ik_setup)
+        summary = ik.summary()
+        print(f"  mocap IK: {summary['frames']} frames, marker RMS mean {summary['marker_rms_mean_mm']} mm -> {ik.mot_path}")
+        ref = read_mot(ik.mot_path)
+    else:
+        ref = read_mot(ref_path)
+    cmp = compare_tables(ours, ref, max_shift_s=args.max_shift, coordinates=args.coordinates)
+    paths = write_comparison(cmp, out, plot=not args.no_plot)
+    s = cmp.summary()
+    print(f"time shift {s['time_shift_s'] * 1000:.0f} ms (mean r {s['shift_mean_r']}), {s['frames_compared']} frames compared")
+    print(f"{'coordinate':20s} {'RMSE':>7s} {'MAE':>7s} {'max':>7s} {'offset':>7s} {'r':>6s} {'ROM diff':>8s}")
+    for row in s["coordinates"]:
+        print(f"{row['coordinate']:20s} {row['rmse']:7.2f} {row['mae']:7.2f} {row['max_error']:7.2f} "
+              f"{row['offset']:7.2f} {row['pearson_r']:6.3f} {row['rom_diff']:8.1f}  {row['unit']}")
+    if s["only_in_ours"] or s["only_in_reference"]:
+        print(f"not compared (only one side has them): {', '.join(s['only_in_ours'] + s['only_in_reference'])}")
+    print(f"mean MAE {s['mean_mae_deg']} deg; written " + ", ".join(str(p) for p in paths.values()))
+    return EXIT_OK
+
+
+def cmd_model_build(args: argparse.Namespace) -> int:
+    from biomech.model_builder import write_model
+
+    paths = write_model(args.out) if args.out else write_model()
+    for kind, path in paths.items():
+        print(f"{kind:6s} {path}")
+    return EXIT_OK
+
+
 def cmd_stages(args: argparse.Namespace) -> int:
     from pipeline.stages import STAGES
 
@@ -265,6 +310,28 @@ def build_parser() -> argparse.ArgumentParser:
     ai.add_argument("dir", help="a folder with model.json, or OpenCap's augmenter folder with *_lower and *_upper")
     ai.add_argument("--out", required=True, help="output file (.pt)")
     ai.set_defaults(func=cmd_augmenter_import)
+
+    cmp = sub.add_parser("compare", help="compare our joint angles (.mot) with a reference .mot or a mocap .trc")
+    cmp.add_argument("ours", help="our .mot (e.g. <session>/output/<trial>/ik/<trial>.mot)")
+    cmp.add_argument("reference", help="reference .mot, or a mocap .trc (then give --static, --height, --mass)")
+    cmp.add_argument("--out", help="output folder (default: next to OURS, compare_<reference>)")
+    cmp.add_argument("--max-shift", type=float, default=2.0, help="largest time shift searched, seconds (0: none)")
+    cmp.add_argument("--coordinates", nargs="+", help="compare only these coordinates")
+    cmp.add_argument("--static", help="mocap static trial .trc, to scale the model for a .trc reference")
+    cmp.add_argument("--height", type=float, help="subject height (m), for a .trc reference")
+    cmp.add_argument("--mass", type=float, help="subject mass (kg), for a .trc reference")
+    cmp.add_argument("--model", help="model for the mocap reference (default: ours, with its mocap marker set)")
+    cmp.add_argument("--marker-set", help="marker set .xml to put on --model for the mocap markers")
+    cmp.add_argument("--scale-setup", help="OpenSim ScaleTool setup .xml for --model")
+    cmp.add_argument("--ik-setup", help="OpenSim IK setup .xml whose marker weights to use")
+    cmp.add_argument("--no-plot", action="store_true", help="skip the overlay plot")
+    cmp.set_defaults(func=cmd_compare)
+
+    mdl = sub.add_parser("model", help="our OpenSim model")
+    mdlsub = mdl.add_subparsers(dest="model_command", required=True, metavar="ACTION")
+    mb = mdlsub.add_parser("build", help="regenerate biomech/models/*.osim and marker sets from the anthropometry")
+    mb.add_argument("--out", help="folder (default: biomech/models)")
+    mb.set_defaults(func=cmd_model_build)
 
     s = sub.add_parser("stages", help="list the pipeline stages and which are available")
     s.set_defaults(func=cmd_stages)

@@ -118,7 +118,7 @@ def run_ik(
     weights: dict[str, float] | None = None,
     setup_xml: str | Path | None = None,
     time_range_s: tuple[float, float] | None = None,
-    accuracy: float = 1e-6,
+    accuracy: float = 1e-5,
     flag_rms_m: float = 0.04,
     min_markers: int = 4,
 ) -> IkResult:

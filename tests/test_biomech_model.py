@@ -84,21 +84,30 @@ def test_committed_model_matches_builder(tmp_path):
         assert paths[name].read_text() == (DEFAULT_MODEL.parent / paths[name].name).read_text()
 
 
-def test_ik_round_trip_recovers_every_coordinate(model, tmp_path):
+@pytest.mark.parametrize("accuracy", [1e-5, 2e-6])
+def test_ik_round_trip_recovers_every_coordinate(model, tmp_path, accuracy):
     """Drive the model with a known squat plus movement of every coordinate, IK on its markers: every
-    coordinate within 0.5 deg (translations within 1 mm)."""
+    coordinate within 0.5 deg (translations within 1 mm).
+
+    At OpenSim's default accuracy (1e-5, our default for speed) the solver stops short on the two
+    coordinates whose markers sit closest to their axis: forearm rotation (styloids 3 cm from it)
+    and MTP; ``ik.accuracy: 2e-6`` recovers those too.
+    """
     model_path = tmp_path / "model.osim"
     model.printToXML(str(model_path))
     motion = squat_motion(model, duration_s=1.0, rate_hz=60.0)
     trc = markers_from_motion(model, motion)
     write_trc(tmp_path / "squat.trc", trc)
-    result = run_ik(model_path, tmp_path / "squat.trc", tmp_path / "ik")
+    result = run_ik(model_path, tmp_path / "squat.trc", tmp_path / "ik", accuracy=accuracy)
     solved = read_mot(result.mot_path)
     assert result.marker_rms_m.max() < 1e-3
+    short_lever = ("pro_sup_r", "pro_sup_l", "mtp_angle_r", "mtp_angle_l")
     for j, name in enumerate(motion.names):
         err = solved.column(name) - motion.values[:, j]
         if name in ("pelvis_tx", "pelvis_ty", "pelvis_tz"):
             assert np.max(np.abs(err)) < 1e-3, name
+        elif accuracy > 2e-6 and name in short_lever:
+            assert np.degrees(np.max(np.abs(err))) < 3.0, name
         else:
             assert np.degrees(np.max(np.abs(err))) < 0.5, name
     # The .mot opens in OpenSim itself, in degrees.
