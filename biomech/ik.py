@@ -121,9 +121,15 @@ def run_ik(
     accuracy: float = 1e-5,
     flag_rms_m: float = 0.04,
     min_markers: int = 4,
+    coordinate_weights: dict[str, float] | None = None,
 ) -> IkResult:
     """Solve IK for every frame of ``trc_path`` on ``model_path``; write ``<name>.mot`` (degrees) and
-    ``<name>_ik_summary.json`` into ``out_dir``."""
+    ``<name>_ik_summary.json`` into ``out_dir``.
+
+    ``coordinate_weights`` (coordinate name or pattern -> weight) adds weak pulls of coordinates
+    towards their default value, for degrees of freedom the markers cannot see (e.g. hip rotation
+    with straight knees from joint-centre keypoints only).
+    """
     model_path, trc_path, out_dir = Path(model_path), Path(trc_path), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     name = name or trc_path.stem
@@ -157,6 +163,17 @@ def run_ik(
         task.setWeight(w[m])
         task.setApply(True)
         tasks.cloneAndAppend(task)
+    cs = model.getCoordinateSet()
+    for pattern, cw in (coordinate_weights or {}).items():
+        for i in range(cs.getSize()):
+            cname = cs.get(i).getName()
+            if cw > 0 and fnmatch.fnmatchcase(cname, pattern):
+                ctask = osim.IKCoordinateTask()
+                ctask.setName(cname)
+                ctask.setWeight(float(cw))
+                ctask.setValueType(osim.IKCoordinateTask.DefaultValue)
+                ctask.setApply(True)
+                tasks.cloneAndAppend(ctask)
     tool = osim.InverseKinematicsTool()
     tool.setName(name)
     tool.setModel(model)

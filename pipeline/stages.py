@@ -6,6 +6,7 @@ the runner reports it as "not available yet" and the stages after it wait.
 from __future__ import annotations
 
 from pipeline.augment import DEFAULT_WEIGHTS, run_augment, weights_path
+from pipeline.biomech_stages import ik_inputs, run_ik_stage, run_scale, scale_inputs
 from pipeline.detect import json_inputs, run_keypoints
 from pipeline.frames import run_frames
 from pipeline.reconstruct import run_filter, run_triangulate
@@ -55,8 +56,13 @@ STAGES: dict[str, Stage] = {
         Stage("augment", run_augment, needs=("filter",), config_sections=("augment",), inputs=_weights,
               unavailable=_no_default_weights,
               params=lambda ctx: {"height_m": ctx.session.subject.height_m, "mass_kg": ctx.session.subject.mass_kg}),
-        Stage("scale", None, needs=("augment",), kinds=("static",), pending="biomechanics issue"),
-        Stage("ik", None, needs=("augment",), pending="biomechanics issue"),
+        # scale/ik read the augmented markers or, while the augmenter cannot run, the video keypoints;
+        # their marker file and the static trial's scaled model are hashed as inputs.
+        Stage("scale", run_scale, needs=("filter",), config_sections=("scale", "ik", "augment"), inputs=scale_inputs,
+              kinds=("static",), version="1",
+              params=lambda ctx: {"height_m": ctx.session.subject.height_m, "mass_kg": ctx.session.subject.mass_kg}),
+        Stage("ik", run_ik_stage, needs=("filter",), config_sections=("scale", "ik", "augment"), inputs=ik_inputs,
+              version="1", params=lambda ctx: {"height_m": ctx.session.subject.height_m}),
         Stage("analyse", None, needs=("ik",), kinds=("dynamic",), pending="joint-angle analysis"),
         Stage("report", None, needs=("analyse",), kinds=("dynamic",), pending="clinician report"),
     ]

@@ -58,7 +58,18 @@ def _type_ok(default: Any, value: Any) -> bool:
     return type(value) is type(default)
 
 
+# Sections whose keys are the user's own names (marker names or patterns), not a fixed schema.
+OPEN_SECTIONS = {"ik.marker_weights", "ik.video_coordinate_weights"}
+
+
 def _merge(base: dict, over: dict, source: str, known: list[str], prefix: str, problems: list[str]) -> None:
+    if prefix.rstrip(".") in OPEN_SECTIONS:
+        for key, value in over.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                problems.append(f"{source}: '{prefix}{key}' must be a weight >= 0, got {value!r}")
+            else:
+                base[str(key)] = float(value)
+        return
     for key, value in over.items():
         full = prefix + str(key)
         if key not in base:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import yaml
 
+from biomech.mot import read_mot
 from biomech.trc import read_trc
 from calibration.camera import load_cameras
 from models.keypoints import VIDEO_KEYPOINTS
@@ -68,23 +69,60 @@ def _body25(kp: np.ndarray) -> list[float]:
     return out.ravel().tolist()
 
 
-def test_json_backend_keeps_the_subject_not_the_bigger_bystander(demo_copy):
-    rng = np.random.default_rng(0)
+def _write_true_json(root, trial: str, bystander: bool, seed: int = 0) -> None:
+    """Per-frame OpenPose JSON of the true 2D keypoints + 1 px noise (and a bigger, still bystander)."""
+    rng = np.random.default_rng(seed)
     for cam in ("cam1", "cam2"):
-        n = sum(1 for _ in iter_frames(demo_copy / "videos" / "squats" / f"{cam}.mp4", images=False))
-        truth = _truth_2d(demo_copy, "squats", cam, n)
+        n = sum(1 for _ in iter_frames(root / "videos" / trial / f"{cam}.mp4", images=False))
+        truth = _truth_2d(root, trial, cam, n)
         centre = np.nanmean(truth, axis=(0, 1))
         # A bystander: the subject's first (standing) pose, 1.4x bigger, still but for detector jitter.
-        bystander = (truth[0] - centre) * 1.4 + centre + np.array([150.0, 20.0])
-        folder = demo_copy / "pose2d" / "squats" / cam
+        other = (truth[0] - centre) * 1.4 + centre + np.array([150.0, 20.0])
+        folder = root / "pose2d" / trial / cam
         folder.mkdir(parents=True)
         for f in range(n):
-            people = [_body25(truth[f] + rng.normal(0, 1.0, (20, 2))), _body25(bystander + rng.normal(0, 1.0, (20, 2)))]
-            if rng.random() < 0.5:
-                people.reverse()
+            people = [_body25(truth[f] + rng.normal(0, 1.0, (20, 2)))]
+            if bystander:
+                people.append(_body25(other + rng.normal(0, 1.0, (20, 2))))
+                if rng.random() < 0.5:
+                    people.reverse()
             (folder / f"{cam}_{f:012d}_keypoints.json").write_text(json.dumps({"people": [{"pose_keypoints_2d": p} for p in people]}))
     # The true cameras: the 3D output is then in the truth's frame and compares directly.
-    shutil.copy(demo_copy / "calibration" / "virtual_cameras.yaml", demo_copy / "calibration" / "cameras.yaml")
+    shutil.copy(root / "calibration" / "virtual_cameras.yaml", root / "calibration" / "cameras.yaml")
+
+
+@pytest.mark.slow
+def test_scale_and_ik_stages_on_video_keypoints(demo_copy):
+    """Static + squats from true 2D keypoints, no augmenter: the static trial scales our model on the
+    video keypoints, both trials get joint angles that OpenSim reads, with plots and summaries."""
+    import opensim
+
+    for trial in ("static", "squats"):
+        _write_true_json(demo_copy, trial, bystander=False, seed=1)
+    outcomes = _run(demo_copy, ["frames", "keypoints", "sync", "triangulate", "filter", "augment", "scale", "ik"],
+                    keypoints={"backend": "json"})
+    status = {(o.trial, o.stage): o.status for o in outcomes.outcomes}
+    assert status[("static", "scale")] == "done" and status[("static", "ik")] == "done"
+    assert status[("squats", "ik")] == "done" and status[("squats", "augment")] == "not available yet"
+    scale = json.loads((demo_copy / "output" / "static" / "scale" / "scaled_scale.json").read_text())
+    assert scale["static_marker_rms_mm"] < 15
+    ik_dir = demo_copy / "output" / "squats" / "ik"
+    summary = json.loads((ik_dir / "squats_ik_summary.json").read_text())
+    assert summary["marker_rms_mean_mm"] < 25
+    mot = read_mot(ik_dir / "squats.mot")
+    knee = np.degrees(mot.column("knee_angle_r"))
+    assert knee.max() > 70 and knee.min() < 15  # the demo subject squats deep from standing
+    assert np.degrees(np.abs(mot.column("lumbar_extension"))).max() < 30
+    assert opensim.TimeSeriesTable(str(ik_dir / "squats.mot")).getNumRows() == len(mot.time_s)
+    assert (ik_dir / "angles.png").stat().st_size > 20_000
+    # Unchanged inputs: a re-run skips both stages.
+    again = _run(demo_copy, ["frames", "keypoints", "sync", "triangulate", "filter", "augment", "scale", "ik"],
+                 keypoints={"backend": "json"})
+    assert {o.status for o in again.outcomes if o.stage in ("scale", "ik")} == {"up to date", "n/a"}
+
+
+def test_json_backend_keeps_the_subject_not_the_bigger_bystander(demo_copy):
+    _write_true_json(demo_copy, "squats", bystander=True)
     _run(demo_copy, ["frames", "keypoints", "sync", "triangulate", "filter"], trials=["squats"], keypoints={"backend": "json"})
     out = demo_copy / "output" / "squats"
     for cam in ("cam1", "cam2"):

@@ -1,0 +1,227 @@
+"""The ``scale`` and ``ik`` stages: from the trial's markers to a scaled model and joint angles.
+
+Markers: the augmented .trc (video keypoints + 43 ``_study`` markers) when the augment stage is
+available under the current config, otherwise the 20 video keypoints straight from the filter stage
+(``scale.markers: auto``); ``augmented`` / ``video`` force one. The static trial scales the model;
+every trial (the static one too) is then solved with that scaled model. A session without a static
+trial gets the generic model scaled uniformly to the subject's height, with a warning.
+
+Outputs:
+  output/<static>/scale/scaled.osim, scaled_scale_factors.xml, scaled_static.mot, scaled_scale.json
+  output/<trial>/ik/<trial>.mot (degrees), <trial>_ik_marker_errors.sto, <trial>_ik_summary.json,
+  angles.png (main joint angles and the per-frame marker error)
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from biomech.ik import run_ik
+from biomech.measurements import measurements_for
+from biomech.model_builder import DEFAULT_MODEL, MODEL_NAME
+from biomech.mot import read_mot
+from biomech.opensim_env import load_model, osim
+from biomech.scaling import scale_with_measurements, scale_with_setup
+from biomech.trc import read_trc
+from pipeline.runner import StageContext, StageInputError
+
+PLOTTED = [("pelvis_tilt", "pelvis_list", "pelvis_rotation"), ("hip_flexion_r", "hip_flexion_l"),
+           ("hip_adduction_r", "hip_adduction_l"), ("knee_angle_r", "knee_angle_l"),
+           ("ankle_angle_r", "ankle_angle_l"), ("lumbar_extension", "lumbar_bending", "lumbar_rotation")]
+
+
+def augment_available(config: dict) -> bool:
+    from pipeline.stages import STAGES
+
+    aug = STAGES["augment"]
+    return "augment" in config["run"]["stages"] and aug.run is not None and (aug.unavailable is None or aug.unavailable(config) is None)
+
+
+def marker_source(ctx: StageContext, trial: str | None = None) -> tuple[Path, str]:
+    """(marker .trc, 'augmented' | 'video') for a trial, per ``scale.markers``."""
+    choice = ctx.config["scale"]["markers"]
+    use_aug = choice == "augmented" or (choice == "auto" and augment_available(ctx.config))
+    if use_aug:
+        path = ctx.stage_dir("augment", trial) / "markers.trc"
+        if not path.is_file():
+            raise StageInputError(f"{path}: augmented markers not found; the augment stage of trial "
+                                  f"{trial or ctx.trial.name!r} has not finished (see output/log.txt)")
+        return path, "augmented"
+    return ctx.stage_dir("filter", trial) / "keypoints.trc", "video"
+
+
+def model_file(config: dict) -> Path:
+    m = config["scale"]["model"]
+    path = Path(m) if m else DEFAULT_MODEL
+    if not path.is_file():
+        raise StageInputError(f"{path}: model file (scale.model) not found")
+    return path
+
+
+def _weights(config: dict) -> dict[str, float]:
+    return {str(k): float(v) for k, v in (config["ik"]["marker_weights"] or {}).items()}
+
+
+def _marker_set_name(source: str) -> str:
+    return "study" if source == "augmented" else "video"
+
+
+def static_trial(ctx: StageContext):
+    return next((t for t in ctx.session.trials if t.kind == "static"), None)
+
+
+def scale_inputs(ctx: StageContext) -> list[Path]:
+    cfg = ctx.config["scale"]
+    files = [model_file(ctx.config)] + [Path(cfg[k]) for k in ("setup", "marker_set") if cfg[k]]
+    path, _ = marker_source(ctx)
+    return files + ([path] if path.is_file() else [])
+
+
+def run_scale(ctx: StageContext) -> None:
+    cfg = ctx.config["scale"]
+    subject = ctx.session.subject
+    trc_path, source = marker_source(ctx)
+    model = model_file(ctx.config)
+    window = tuple(cfg["time_range_s"]) if cfg["time_range_s"] else None
+    if cfg["setup"]:
+        result = scale_with_setup(cfg["setup"], model, trc_path, ctx.out_dir, subject.height_m, subject.mass_kg,
+                                  marker_set_xml=cfg["marker_set"] or None, time_range_s=window)
+    else:
+        names = set(read_trc(trc_path).names)
+        set_name = _marker_set_name(source)
+        from biomech.ik import resolve_weights
+        from biomech.landmarks import MARKER_SETS
+
+        markers = [m for m in MARKER_SETS[set_name] if m in names]
+        weights = resolve_weights(markers, _weights(ctx.config))
+        result = scale_with_measurements(measurements_for(set_name, names), weights, model, trc_path, ctx.out_dir,
+                                         subject.height_m, subject.mass_kg, marker_set_xml=cfg["marker_set"] or None,
+                                         time_range_s=window, window_s=cfg["static_window_s"])
+    summary = result.summary()
+    ctx.summary.update(markers=source, **{k: summary[k] for k in ("time_range_s", "static_marker_rms_mm", "static_marker_max_mm")},
+                       message=f"{source} markers, static pose RMS {summary['static_marker_rms_mm']} mm "
+                               f"({summary['time_range_s'][0]}-{summary['time_range_s'][1]} s)")
+    if summary["static_marker_rms_mm"] > cfg["warn_static_rms_mm"]:
+        ctx.log.warning("%s/scale: the scaled model fits the static pose with %.1f mm RMS (> %.0f mm); check that "
+                        "the subject stood still with every marker visible", ctx.trial.name,
+                        summary["static_marker_rms_mm"], cfg["warn_static_rms_mm"])
+
+
+def _generic_scaled(ctx: StageContext) -> Path:
+    """No static trial: our generic model scaled uniformly to the subject's height."""
+    from biomech.anthropometry import GENERIC_HEIGHT_M
+    from biomech.synthetic_motion import scaled_copy
+
+    model = load_model(model_file(ctx.config))
+    model.initSystem()
+    f = ctx.session.subject.height_m / GENERIC_HEIGHT_M
+    bodies = model.getBodySet()
+    scaled = scaled_copy(model, {bodies.get(i).getName(): (f, f, f) for i in range(bodies.getSize())})
+    path = ctx.out_dir / f"{MODEL_NAME}_height_scaled.osim"
+    scaled.printToXML(str(path))
+    ctx.log.warning("%s/ik: the session has no static trial; using the generic model scaled to %.2f m "
+                    "(record a static trial for subject-specific segment lengths)", ctx.trial.name,
+                    ctx.session.subject.height_m)
+    return path
+
+
+def scaled_model(ctx: StageContext) -> Path | None:
+    """The static trial's scaled model (None when the session has no static trial)."""
+    static = static_trial(ctx)
+    if static is None:
+        return None
+    path = ctx.stage_dir("scale", static.name) / "scaled.osim"
+    if not path.is_file():
+        raise StageInputError(f"{path}: no scaled model; the static trial {static.name!r} must pass its scale "
+                              f"stage first (run it, or see output/log.txt for why it failed)")
+    return path
+
+
+def ik_inputs(ctx: StageContext) -> list[Path]:
+    files = []
+    model = scaled_model(ctx)
+    files.append(model if model is not None else model_file(ctx.config))
+    path, _ = marker_source(ctx)
+    return files + ([path] if path.is_file() else [])
+
+
+def run_ik_stage(ctx: StageContext) -> None:
+    cfg = ctx.config["ik"]
+    trc_path, source = marker_source(ctx)
+    if not trc_path.is_file():
+        raise StageInputError(f"{trc_path}: markers not found; the {'augment' if source == 'augmented' else 'filter'} "
+                              "stage of this trial has not finished")
+    model = scaled_model(ctx) or _generic_scaled(ctx)
+    from biomech.landmarks import MARKER_SETS
+
+    # Only the chosen marker set takes part (augmented files carry the video keypoints too).
+    weights = _weights(ctx.config)
+    chosen = MARKER_SETS[_marker_set_name(source)]
+    if not ctx.config["scale"]["model"]:
+        weights.update({m: 0.0 for s in MARKER_SETS.values() for m in s if m not in chosen})
+    coord_w = {str(k): float(v) for k, v in cfg["video_coordinate_weights"].items()} if source == "video" else None
+    result = run_ik(model, trc_path, ctx.out_dir, name=ctx.trial.name, weights=weights,
+                    setup_xml=cfg["setup"] or None, accuracy=float(cfg["accuracy"]), flag_rms_m=cfg["flag_rms_mm"] / 1000,
+                    coordinate_weights=coord_w)
+    s = result.summary()
+    out_of_range = coordinates_out_of_range(model, result.mot_path)
+    ctx.summary.update(markers=source, frames=s["frames"], marker_rms_mean_mm=s["marker_rms_mean_mm"],
+                       marker_rms_max_mm=s["marker_rms_max_mm"], flagged_frames=len(s["flagged_frames"]),
+                       frames_per_second=s["frames_per_second"], out_of_range=out_of_range,
+                       message=f"{s['frames']} frames, marker RMS {s['marker_rms_mean_mm']} mm, "
+                               f"{len(s['flagged_frames'])} flagged")
+    if s["flagged_frames"]:
+        ctx.log.warning("%s/ik: %d frames with marker RMS over %.0f mm (first: %s); their angles are less reliable",
+                        ctx.trial.name, len(s["flagged_frames"]), cfg["flag_rms_mm"], s["flagged_frames"][:5])
+    if out_of_range:
+        ctx.log.warning("%s/ik: outside the model's range of motion: %s", ctx.trial.name,
+                        ", ".join(f"{k} ({v} frames)" for k, v in out_of_range.items()))
+    if ctx.config["ik"]["plot"]:
+        plot_angles(result.mot_path, result.time_s, result.marker_rms_m, cfg["flag_rms_mm"], ctx.out_dir / "angles.png")
+
+
+def coordinates_out_of_range(model_path: Path, mot_path: Path) -> dict[str, int]:
+    """Coordinate -> number of frames outside the model's range (ranges are physiological for ours)."""
+    model = load_model(model_path)
+    cs = model.getCoordinateSet()
+    mot = read_mot(mot_path)
+    out = {}
+    for j, n in enumerate(mot.names):
+        if not cs.contains(n) or cs.get(n).getMotionType() != osim.Coordinate.Rotational:
+            continue
+        c = cs.get(n)
+        v = mot.values[:, j]
+        bad = int(np.sum((v < c.getRangeMin() - 1e-6) | (v > c.getRangeMax() + 1e-6)))
+        if bad:
+            out[n] = bad
+    return out
+
+
+def plot_angles(mot_path: Path, time_s: np.ndarray, rms_m: np.ndarray, flag_mm: float, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    mot = read_mot(mot_path)
+    deg = mot.in_degrees()
+    fig, axes = plt.subplots(len(PLOTTED) + 1, 1, figsize=(9, 2.0 * (len(PLOTTED) + 1)), sharex=True)
+    for ax, group in zip(axes, PLOTTED):
+        for n in group:
+            if n in mot.names:
+                style = "--" if n.endswith("_l") else "-"
+                ax.plot(mot.time_s, deg[:, mot.names.index(n)], style, lw=1.2, label=n)
+        ax.set_ylabel("deg")
+        ax.legend(fontsize=7, loc="upper right", ncol=3)
+        ax.grid(alpha=0.3)
+    ax = axes[-1]
+    ax.plot(time_s, rms_m * 1000, color="k", lw=1, label="marker RMS")
+    ax.axhline(flag_mm, color="tab:red", ls=":", label=f"flag {flag_mm:g} mm")
+    ax.set_ylabel("mm")
+    ax.set_xlabel("time (s)")
+    ax.legend(fontsize=7, loc="upper right")
+    fig.suptitle(f"{mot_path.stem}: joint angles (solid right, dashed left)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
