@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import fnmatch
 import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from biomech.mot import CoordinateTable, read_mot
-from biomech.opensim_env import load_model, opensim_log, osim
+from biomech.opensim_env import load_model, osim, run_tool
 from biomech.trc import MarkerTable, read_trc, write_trc
 
 
@@ -187,15 +186,7 @@ def run_ik(
     tool.setResultsDir(str(out_dir))
     mot_path = out_dir / f"{name}.mot"
     tool.setOutputMotionFileName(str(mot_path))
-    t0 = time.perf_counter()
-    with opensim_log(out_dir / "opensim.log"):
-        try:
-            ok = tool.run()
-        except Exception as exc:
-            raise IkError(f"{trc_path}: OpenSim IK failed on model {model_path}: {exc}") from None
-    seconds = time.perf_counter() - t0
-    if not ok or not mot_path.is_file():
-        raise IkError(f"{trc_path}: OpenSim IK did not finish; see {out_dir / 'opensim.log'}")
+    seconds = run_tool(tool, out_dir / "opensim.log", IkError, f"{trc_path} on model {model_path}", mot_path)
     clean.unlink(missing_ok=True)
 
     errors = read_mot(out_dir / f"{name}_ik_marker_errors.sto")

@@ -10,6 +10,7 @@ import contextlib
 import ctypes
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -48,6 +49,20 @@ def opensim_log(path: str | Path | None, level: str = "info") -> Iterator[None]:
             os.dup2(saved[1], 2)
             os.close(saved[0])
             os.close(saved[1])
+
+
+def run_tool(tool, log_path: Path, error: type[Exception], what: str, output: Path) -> float:
+    """Run an OpenSim tool with its log sent to ``log_path``; seconds taken. A crash or a missing
+    ``output`` raises ``error`` with ``what`` (which input, which model) and where the log is."""
+    t0 = time.perf_counter()
+    with opensim_log(log_path):
+        try:
+            ok = tool.run()
+        except Exception as exc:  # OpenSim raises RuntimeError with its own text
+            raise error(f"{what}: OpenSim {tool.getConcreteClassName()} failed: {exc}") from None
+    if not ok or not Path(output).is_file():
+        raise error(f"{what}: OpenSim {tool.getConcreteClassName()} did not finish; see {log_path}")
+    return time.perf_counter() - t0
 
 
 def load_model(path: str | Path) -> osim.Model:

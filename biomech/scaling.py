@@ -14,13 +14,12 @@ OpenCap's) and ``build_scale_tool`` makes one from our measurement definitions. 
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from biomech.opensim_env import load_model, opensim_log, osim
+from biomech.opensim_env import load_model, osim, run_tool
 from biomech.trc import MarkerTable, read_trc
 
 
@@ -228,15 +227,7 @@ def run_scale(
     _drop_foreign_coordinate_tasks(placer.getIKTaskSet(), load_model(model_path))
     tool.printToXML(str(out_dir / f"{name}_scale_setup.xml"))
 
-    t0 = time.perf_counter()
-    with opensim_log(out_dir / "opensim.log"):
-        try:
-            ok = tool.run()
-        except Exception as exc:
-            raise ScaleError(f"{static_trc}: OpenSim scaling failed on {model_path}: {exc}") from None
-    seconds = time.perf_counter() - t0
-    if not ok or not out_model.is_file():
-        raise ScaleError(f"{static_trc}: OpenSim scaling did not finish; see {out_dir / 'opensim.log'}")
+    seconds = run_tool(tool, out_dir / "opensim.log", ScaleError, f"{static_trc} on model {model_path}", out_model)
 
     factors = read_scale_factors(out_dir / f"{name}_scale_factors.xml")
     rms, mx = static_pose_error(out_model, out_dir / f"{name}_static.mot", trc, time_range_s)
