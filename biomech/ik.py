@@ -102,10 +102,13 @@ def model_marker_names(model: osim.Model) -> list[str]:
     return [ms.get(i).getName() for i in range(ms.getSize())]
 
 
-def _clean_trc(trc: MarkerTable, keep: list[str], path: Path) -> Path:
-    """Write the markers IK uses to a metre .trc (OpenSim rejects odd headers some tools write)."""
-    write_trc(path, trc.subset(keep))
-    return path
+def marker_task(name: str, weight: float) -> osim.IKMarkerTask:
+    """An IK marker task; weight 0 leaves the marker out."""
+    task = osim.IKMarkerTask()
+    task.setName(name)
+    task.setWeight(float(weight))
+    task.setApply(weight > 0)
+    return task
 
 
 def run_ik(
@@ -153,15 +156,12 @@ def run_ik(
     if len(sel.time_s) == 0:
         raise IkError(f"{trc_path}: no frames in the time range {time_range_s}")
     missing_rows = ~np.isfinite(sel.positions_m).all(axis=(1, 2))
-    clean = _clean_trc(sel, used, out_dir / f".{name}_ik_input.trc")
+    # The markers IK uses, rewritten as a metre .trc (OpenSim rejects odd headers some tools write).
+    clean = write_trc(out_dir / f".{name}_ik_input.trc", sel)
 
     tasks = osim.IKTaskSet()
     for m in used:
-        task = osim.IKMarkerTask()
-        task.setName(m)
-        task.setWeight(w[m])
-        task.setApply(True)
-        tasks.cloneAndAppend(task)
+        tasks.cloneAndAppend(marker_task(m, w[m]))
     cs = model.getCoordinateSet()
     for pattern, cw in (coordinate_weights or {}).items():
         for i in range(cs.getSize()):
@@ -205,15 +205,16 @@ def run_ik(
         flag_rms_m=flag_rms_m,
         seconds=seconds,
     )
-    result.worst_markers = marker_errors(model_path, mot_path, sel, top=5)
+    result.worst_markers = marker_errors(model, read_mot(mot_path), sel, top=5)
     (out_dir / f"{name}_ik_summary.json").write_text(json.dumps(result.summary(), indent=2) + "\n")
     return result
 
 
-def marker_errors(model_path: str | Path, mot_path: str | Path, trc: MarkerTable, top: int | None = None) -> dict[str, float]:
-    """RMS distance (m) per marker between the model (posed by ``mot_path``) and ``trc``, worst first."""
-    model_pos = model_marker_positions(model_path, read_mot(mot_path), [n for n in trc.names])
-    idx = _nearest_rows(trc.time_s, read_mot(mot_path).time_s)
+def marker_errors(model: str | Path | osim.Model, motion: CoordinateTable, trc: MarkerTable,
+                  top: int | None = None) -> dict[str, float]:
+    """RMS distance (m) per marker between the model (posed by ``motion``) and ``trc``, worst first."""
+    model_pos = model_marker_positions(model, motion, trc.names)
+    idx = _nearest_rows(trc.time_s, motion.time_s)
     d = np.linalg.norm(model_pos - trc.positions_m[idx], axis=2)
     rms = {n: float(np.sqrt(np.nanmean(d[:, j] ** 2))) for j, n in enumerate(trc.names) if np.isfinite(d[:, j]).any()}
     ranked = dict(sorted(rms.items(), key=lambda kv: -kv[1]))

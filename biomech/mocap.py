@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from biomech.ik import IkResult, run_ik, setup_weights
+from biomech.landmarks import MOCAP_MARKERS
 from biomech.measurements import measurements_for
 from biomech.model_builder import DEFAULT_MODEL, MODEL_NAME
 from biomech.scaling import ScaleResult, scale_with_measurements, scale_with_setup
@@ -42,8 +43,6 @@ def solve_mocap(
                                   marker_set_xml=marker_set_xml, name="mocap_scaled")
     else:
         static_names = set(read_trc(static_trc).names)
-        from biomech.landmarks import MOCAP_MARKERS
-
         w = {m: 1.0 for m in MOCAP_MARKERS}
         if ik_setup:
             w.update(setup_weights(ik_setup))

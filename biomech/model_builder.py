@@ -212,12 +212,20 @@ def build_model(height_m: float = A.GENERIC_HEIGHT_M, mass_kg: float = A.GENERIC
 
     for set_name in marker_sets:
         for marker, lm_name in MARKER_SETS[set_name].items():
-            body, pos = lm[lm_name]
-            mk = osim.Marker(marker, bodies[body], _vec(pos))
-            mk.set_fixed(is_fixed(lm_name))
-            model.addMarker(mk)
+            model.addMarker(_marker(marker, lm_name, lm))
     model.finalizeConnections()
     return model
+
+
+def _marker(marker: str, lm_name: str, lm: dict[str, tuple[str, np.ndarray]]) -> osim.Marker:
+    """Marker ``marker`` on landmark ``lm_name``; joint centres fixed, the rest free for placement."""
+    body, pos = lm[lm_name]
+    mk = osim.Marker()
+    mk.setName(marker)
+    mk.setParentFrameName(f"/bodyset/{body}")
+    mk.set_location(_vec(pos))
+    mk.set_fixed(is_fixed(lm_name))
+    return mk
 
 
 def marker_set(set_name: str, height_m: float = A.GENERIC_HEIGHT_M) -> osim.MarkerSet:
@@ -225,13 +233,7 @@ def marker_set(set_name: str, height_m: float = A.GENERIC_HEIGHT_M) -> osim.Mark
     lm = landmarks(Dimensions(height_m))
     ms = osim.MarkerSet()
     for marker, lm_name in MARKER_SETS[set_name].items():
-        body, pos = lm[lm_name]
-        mk = osim.Marker()
-        mk.setName(marker)
-        mk.setParentFrameName(f"/bodyset/{body}")
-        mk.set_location(_vec(pos))
-        mk.set_fixed(is_fixed(lm_name))
-        ms.cloneAndAppend(mk)
+        ms.cloneAndAppend(_marker(marker, lm_name, lm))
     return ms
 
 

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from biomech.ik import marker_task, model_marker_names, model_marker_positions
+from biomech.mot import CoordinateTable, read_mot
 from biomech.opensim_env import load_model, osim, run_tool
 from biomech.trc import MarkerTable, read_trc
 
@@ -129,17 +131,10 @@ def build_scale_tool(measurements: list[Measurement], weights: dict[str, float])
     order = osim.ArrayStr()
     order.append("measurements")
     scaler.setScalingOrder(order)
-    tasks = osim.IKTaskSet()
-    for name, w in weights.items():
-        task = osim.IKMarkerTask()
-        task.setName(name)
-        task.setWeight(float(w))
-        task.setApply(w > 0)
-        tasks.cloneAndAppend(task)
     placer_tasks = tool.getMarkerPlacer().getIKTaskSet()
     placer_tasks.clearAndDestroy()
-    for i in range(tasks.getSize()):
-        placer_tasks.cloneAndAppend(tasks.get(i))
+    for name, w in weights.items():
+        placer_tasks.cloneAndAppend(marker_task(name, w))
     return tool
 
 
@@ -185,7 +180,7 @@ def run_scale(
     ``<name>.osim``, ``<name>_scale_factors.xml``, ``<name>_static.mot`` and ``<name>_scale.json``."""
     model_path, static_trc, out_dir = Path(model_path).resolve(), Path(static_trc).resolve(), Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
-    load_model(model_path)  # clear error now rather than deep inside the tool
+    model = load_model(model_path)  # clear error now rather than deep inside the tool
     trc = read_trc(static_trc)
     needed = _measurement_markers(tool)
     lacking = [m for m in needed if m not in trc.names]
@@ -224,7 +219,7 @@ def run_scale(
     placer.setOutputMotionFileName(str(out_dir / f"{name}_static.mot"))
     placer.setOutputMarkerFileName("")
     placer.setMaxMarkerMovement(-1.0)
-    _drop_foreign_coordinate_tasks(placer.getIKTaskSet(), load_model(model_path))
+    _drop_foreign_coordinate_tasks(placer.getIKTaskSet(), model)
     tool.printToXML(str(out_dir / f"{name}_scale_setup.xml"))
 
     seconds = run_tool(tool, out_dir / "opensim.log", ScaleError, f"{static_trc} on model {model_path}", out_model)
@@ -265,16 +260,12 @@ def read_scale_factors(path: str | Path) -> dict[str, tuple[float, float, float]
 
 def static_pose_error(model_path: Path, static_mot: Path, trc: MarkerTable, window: tuple[float, float]) -> tuple[float, float]:
     """RMS and max marker distance (m) of the scaled model in its solved static pose, over the window."""
-    from biomech.ik import model_marker_positions
-    from biomech.mot import read_mot
-
     pose = read_mot(static_mot)
     model = load_model(model_path)
-    ms = model.getMarkerSet()
-    names = [ms.get(i).getName() for i in range(ms.getSize()) if ms.get(i).getName() in trc.names]
+    names = [n for n in model_marker_names(model) if n in trc.names]
     keep = (trc.time_s >= window[0] - 1e-9) & (trc.time_s <= window[1] + 1e-9)
     exp = np.nanmean(trc.subset(names).positions_m[keep], axis=0)
-    mean_pose = type(pose)(pose.time_s[:1], pose.names, np.nanmean(pose.values, axis=0, keepdims=True))
+    mean_pose = CoordinateTable(pose.time_s[:1], pose.names, np.nanmean(pose.values, axis=0, keepdims=True))
     mod = model_marker_positions(model, mean_pose, names)[0]
     d = np.linalg.norm(mod - exp, axis=1)
     d = d[np.isfinite(d)]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from biomech.ik import model_marker_positions
+from biomech.ik import model_marker_names, model_marker_positions
 from biomech.mot import CoordinateTable
 from biomech.opensim_env import osim
 from biomech.trc import MarkerTable
@@ -52,8 +52,7 @@ def squat_motion(model: osim.Model, duration_s: float = 2.0, rate_hz: float = 10
 def markers_from_motion(model: osim.Model, motion: CoordinateTable, markers: list[str] | None = None,
                         noise_m: float = 0.0, seed: int = 0) -> MarkerTable:
     """Marker trajectories of ``model`` moved by ``motion`` (optionally with Gaussian noise)."""
-    ms = model.getMarkerSet()
-    markers = markers or [ms.get(i).getName() for i in range(ms.getSize())]
+    markers = markers or model_marker_names(model)
     pos = model_marker_positions(model, motion, markers)
     if noise_m > 0:
         pos = pos + np.random.default_rng(seed).normal(0.0, noise_m, pos.shape)

@@ -17,12 +17,15 @@ from pathlib import Path
 
 import numpy as np
 
-from biomech.ik import run_ik
+from biomech.anthropometry import GENERIC_HEIGHT_M
+from biomech.ik import resolve_weights, run_ik
+from biomech.landmarks import MARKER_SETS
 from biomech.measurements import measurements_for
 from biomech.model_builder import DEFAULT_MODEL, MODEL_NAME
 from biomech.mot import read_mot
 from biomech.opensim_env import load_model, osim
 from biomech.scaling import scale_with_measurements, scale_with_setup
+from biomech.synthetic_motion import scaled_copy
 from biomech.trc import read_trc
 from pipeline.runner import StageContext, StageInputError
 
@@ -90,9 +93,6 @@ def run_scale(ctx: StageContext) -> None:
     else:
         names = set(read_trc(trc_path).names)
         set_name = _marker_set_name(source)
-        from biomech.ik import resolve_weights
-        from biomech.landmarks import MARKER_SETS
-
         markers = [m for m in MARKER_SETS[set_name] if m in names]
         weights = resolve_weights(markers, _weights(ctx.config))
         result = scale_with_measurements(measurements_for(set_name, names), weights, model, trc_path, ctx.out_dir,
@@ -110,9 +110,6 @@ def run_scale(ctx: StageContext) -> None:
 
 def _generic_scaled(ctx: StageContext) -> Path:
     """No static trial: our generic model scaled uniformly to the subject's height."""
-    from biomech.anthropometry import GENERIC_HEIGHT_M
-    from biomech.synthetic_motion import scaled_copy
-
     model = load_model(model_file(ctx.config))
     model.initSystem()
     f = ctx.session.subject.height_m / GENERIC_HEIGHT_M
@@ -153,8 +150,6 @@ def run_ik_stage(ctx: StageContext) -> None:
         raise StageInputError(f"{trc_path}: markers not found; the {'augment' if source == 'augmented' else 'filter'} "
                               "stage of this trial has not finished")
     model = scaled_model(ctx) or _generic_scaled(ctx)
-    from biomech.landmarks import MARKER_SETS
-
     # Only the chosen marker set takes part (augmented files carry the video keypoints too).
     weights = _weights(ctx.config)
     chosen = MARKER_SETS[_marker_set_name(source)]
