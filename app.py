@@ -176,6 +176,21 @@ def cmd_augmenter_import(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_augmenter_train(args: argparse.Namespace) -> int:
+    from models.augmenter_data import DataSpec
+    from models.augmenter_train import train_default
+    from pipeline.augment import pick_device
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    data = DataSpec(subjects=args.subjects, trials_per_subject=args.trials, seed=args.seed)
+    train_default(args.out, data, step_scale=args.step_scale, device=pick_device(args.device))
+    print(f"written {args.out}; use it with --set augment.weights={args.out} (or as the default, models/weights/augmenter.pt)")
+    return EXIT_OK
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     from biomech.compare import compare_tables, write_comparison
     from biomech.mot import read_mot
@@ -310,6 +325,15 @@ def build_parser() -> argparse.ArgumentParser:
     ai.add_argument("dir", help="a folder with model.json, or OpenCap's augmenter folder with *_lower and *_upper")
     ai.add_argument("--out", required=True, help="output file (.pt)")
     ai.set_defaults(func=cmd_augmenter_import)
+    at = augsub.add_parser("train", help="train our augmenter on synthetic data from our model (reproduces the default weights)")
+    at.add_argument("--out", default="models/weights/augmenter.pt", help="output file (.pt); a .json report and a training plot go next to it")
+    at.add_argument("--subjects", type=int, default=160, help="synthetic subjects in the training set")
+    at.add_argument("--trials", type=int, default=8, help="trials (movements) per subject")
+    at.add_argument("--seed", type=int, default=0)
+    at.add_argument("--step-scale", type=float, default=1.0, help="multiply the training steps (e.g. 0.1 for a quick try)")
+    at.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    at.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
+    at.set_defaults(func=cmd_augmenter_train)
 
     cmp = sub.add_parser("compare", help="compare our joint angles (.mot) with a reference .mot or a mocap .trc")
     cmp.add_argument("ours", help="our .mot (e.g. <session>/output/<trial>/ik/<trial>.mot)")

@@ -112,7 +112,7 @@ def save_augmenters(path: str | Path, models: list[Augmenter], meta: dict | None
     return path
 
 
-def load_augmenters(path: str | Path) -> list[Augmenter]:
+def _read(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise AugmenterError(f"{path}: augmenter file not found")
@@ -122,7 +122,16 @@ def load_augmenters(path: str | Path) -> list[Augmenter]:
         raise AugmenterError(f"{path}: not an augmenter file ({type(exc).__name__}: {exc})") from None
     if not isinstance(blob, dict) or blob.get("format") != "markerless-augmenter/1":
         raise AugmenterError(f"{path}: not an augmenter file of this project (format tag missing)")
-    return [Augmenter.from_record(r) for r in blob["models"]]
+    return blob
+
+
+def load_augmenters(path: str | Path) -> list[Augmenter]:
+    return [Augmenter.from_record(r) for r in _read(path)["models"]]
+
+
+def augmenter_meta(path: str | Path) -> dict:
+    """What the file says about itself (source, training data, held-out accuracy)."""
+    return dict(_read(path).get("meta") or {})
 
 
 def augment(models: list[Augmenter], keypoints_m: np.ndarray, names: list[str], height_m: float, mass_kg: float,

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from biomech.trc import MarkerTable, read_trc, write_trc
-from models.augmenter import AugmenterError, augment, load_augmenters
+from models.augmenter import AugmenterError, augment, augmenter_meta, load_augmenters
 from pipeline.gaps import fill_gaps
 from pipeline.runner import StageContext, StageInputError
 
@@ -23,8 +23,9 @@ def weights_path(cfg: dict) -> Path:
     path = Path(cfg["augment"]["weights"]) if cfg["augment"]["weights"] else DEFAULT_WEIGHTS
     if not path.is_file():
         raise StageInputError(
-            f"{path}: augmenter weights not found. Convert OpenCap's with `python app.py augmenter import-opencap DIR "
-            f"--out FILE` and run with --set augment.weights=FILE")
+            f"{path}: augmenter weights not found. The default ships with the project (models/weights/augmenter.pt; "
+            f"`python app.py augmenter train` remakes it); OpenCap's convert with `python app.py augmenter "
+            f"import-opencap DIR --out FILE` (then --set augment.weights=FILE)")
     return path
 
 
@@ -36,36 +37,79 @@ def pick_device(setting: str) -> str:
     return setting
 
 
+def _bridge(time_s: np.ndarray, positions: np.ndarray, runs: dict[int, list[tuple[int, int]]]) -> np.ndarray:
+    """Bridge long gaps linearly (ends held) so a network can run through them; (frames, K, 3)."""
+    out = positions.copy()
+    for m in runs:
+        valid = np.all(np.isfinite(out[:, m]), axis=1)
+        if valid.any():
+            for a in range(3):
+                out[:, m, a] = np.interp(time_s, time_s[valid], out[valid, m, a])
+    return out
+
+
 def augment_table(table: MarkerTable, models, height_m: float, mass_kg: float, max_gap_s: float,
-                  floor_offset: bool, device: str = "cpu", source: str = "") -> MarkerTable:
-    """Keypoints table -> table of keypoints plus augmented markers (same frames)."""
+                  floor_offset: bool, device: str = "cpu", source: str = "",
+                  warn=lambda msg: None) -> MarkerTable:
+    """Keypoints table -> table of keypoints plus augmented markers (same frames).
+
+    Gaps up to ``max_gap_s`` are filled. A longer gap in a keypoint the first (lower-body) model
+    needs is an error naming it and its frames. A longer gap in a keypoint only a later model
+    needs (an arm hidden behind the body) does not stop the trial: that model runs through a
+    linear bridge and its markers are left empty (NaN) over the gap, which IK skips frame by
+    frame; ``warn`` is told which.
+    """
     max_gap = int(round(max_gap_s * table.rate_hz))
     filled, unfilled = fill_gaps(table.time_s, table.positions_m, max_gap)
-    needed = {k for m in models for k in m.keypoints} | {"RHip", "LHip"}
-    bad = {table.names[m]: runs for m, runs in unfilled.items() if table.names[m] in needed}
+    long_runs = {table.names[m]: runs for m, runs in unfilled.items()}
+    essential = set(models[0].keypoints) | {"RHip", "LHip"} if models else set()
+    bad = {k: runs for k, runs in long_runs.items() if k in essential}
     if bad:
         detail = "; ".join(f"{k}: frames " + ", ".join(f"{a + 1}-{b}" for a, b in runs) for k, runs in bad.items())
         raise StageInputError(f"{source}: keypoint gaps longer than {max_gap_s} s (or at the trial's ends) cannot be augmented: {detail}. "
                               "Trim the trial or improve camera coverage of those keypoints")
+    masks = {}  # model name -> (frames,) True where its outputs are not trustworthy
+    for model in models[1:]:
+        gaps = {k: runs for k, runs in long_runs.items() if k in model.keypoints}
+        if gaps:
+            mask = np.zeros(len(table.time_s), bool)
+            for runs in gaps.values():
+                for a, b in runs:
+                    mask[a:b] = True
+            masks[model.name] = mask
+            warn(f"{source}: {', '.join(gaps)} missing for more than {max_gap_s} s; the {model.name} model's markers "
+                 f"are left empty in those {int(mask.sum())} frames")
+    net_input = _bridge(table.time_s, filled, unfilled) if masks else filled
     try:
-        names, markers = augment(models, filled, table.names, height_m, mass_kg, device)
+        names, markers = augment(models, net_input, table.names, height_m, mass_kg, device)
     except AugmenterError as exc:
         raise StageInputError(f"{source}: {exc}") from None
-    positions = np.concatenate([filled, markers], axis=1)
+    start = 0
+    for model in models:
+        if model.name in masks:
+            markers[masks[model.name], start:start + len(model.markers)] = np.nan
+        start += len(model.markers)
+    positions = np.concatenate([filled, markers], axis=1)  # keypoints keep their long gaps empty
     if floor_offset:
         feet = [table.names.index(k) for k in FOOT_KEYPOINTS if k in table.names]
         if feet:
-            positions[..., 1] -= np.percentile(filled[:, feet, 1], 1)
+            positions[..., 1] -= np.nanpercentile(filled[:, feet, 1], 1)
     return MarkerTable(table.time_s, table.names + names, positions, table.rate_hz)
 
 
 def run_augment(ctx: StageContext) -> None:
     cfg = ctx.config["augment"]
     src = ctx.stage_dir("filter") / "keypoints.trc"
-    models = load_augmenters(weights_path(ctx.config))
+    path = weights_path(ctx.config)
+    models = load_augmenters(path)
     device = pick_device(cfg["device"])
     subject = ctx.session.subject
-    out = augment_table(read_trc(src), models, subject.height_m, subject.mass_kg, cfg["max_gap_s"], cfg["floor_offset"], device, str(src))
+    warnings: list[str] = []
+    out = augment_table(read_trc(src), models, subject.height_m, subject.mass_kg, cfg["max_gap_s"], cfg["floor_offset"], device,
+                        str(src), warn=warnings.append)
+    for w in warnings:
+        ctx.log.warning("%s/augment: %s", ctx.trial.name, w)
     write_trc(ctx.out_dir / "markers.trc", out)
-    ctx.summary.update(markers=len(out.names), frames=len(out.time_s), device=device,
+    ctx.summary.update(markers=len(out.names), frames=len(out.time_s), device=device, weights=str(path),
+                       weights_source=augmenter_meta(path).get("source", ""), warnings=warnings,
                        message=f"{len(out.names)} markers x {len(out.time_s)} frames on {device}")

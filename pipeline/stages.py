@@ -5,7 +5,7 @@ the runner reports it as "not available yet" and the stages after it wait.
 """
 from __future__ import annotations
 
-from pipeline.augment import DEFAULT_WEIGHTS, run_augment, weights_path
+from pipeline.augment import run_augment, weights_path
 from pipeline.biomech_stages import ik_inputs, run_ik_stage, run_scale, scale_inputs
 from pipeline.detect import json_inputs, run_keypoints
 from pipeline.frames import run_frames
@@ -28,14 +28,6 @@ def _keypoint_inputs(ctx: StageContext) -> list:
     return json_inputs(ctx) + _calibration(ctx)
 
 
-def _no_default_weights(config: dict) -> str | None:
-    """Our own augmenter weights are not shipped yet; without a --set augment.weights the stage waits."""
-    if config["augment"]["weights"] or DEFAULT_WEIGHTS.is_file():
-        return None
-    return ("our own augmenter weights (augmenter issue); meanwhile convert OpenCap's with `python app.py "
-            "augmenter import-opencap DIR --out FILE` and run with --set augment.weights=FILE")
-
-
 def _weights(ctx: StageContext) -> list:
     try:
         return [weights_path(ctx.config)]
@@ -54,7 +46,6 @@ STAGES: dict[str, Stage] = {
               inputs=_calibration, version="1"),
         Stage("filter", run_filter, needs=("triangulate",), config_sections=("filter",), version="1"),
         Stage("augment", run_augment, needs=("filter",), config_sections=("augment",), inputs=_weights,
-              unavailable=_no_default_weights,
               params=lambda ctx: {"height_m": ctx.session.subject.height_m, "mass_kg": ctx.session.subject.mass_kg}),
         # scale/ik read the augmented markers or, while the augmenter cannot run, the video keypoints;
         # their marker file and the static trial's scaled model are hashed as inputs.

@@ -180,3 +180,21 @@ def test_augment_stage_in_the_runner_reruns_when_the_subject_changes(tmp_path):
     doc["subject"]["height_m"] = 1.80
     (root / "session.yaml").write_text(yaml.safe_dump(doc))
     assert run()[("squats1", "augment")] == DONE and run()[("static1", "filter")] == UP_TO_DATE
+
+
+def test_a_long_arm_gap_empties_only_the_arm_markers_there():
+    table = keypoint_table()
+    w = VIDEO_KEYPOINTS.index("LWrist")
+    table.positions_m[:40, w] = np.nan  # hidden for the first 0.67 s (and at the trial's start)
+    table.positions_m[70:100, VIDEO_KEYPOINTS.index("RElbow")] = np.nan
+    warnings = []
+    out = augment_table(table, small_models(), 1.7, 65.0, 0.2, False, source="keypoints.trc", warn=warnings.append)
+    upper = [out.names.index(m) for m in UPPER_MARKERS]
+    lower = [out.names.index(m) for m in LOWER_MARKERS]
+    assert np.all(np.isnan(out.positions_m[:40][:, upper])) and np.all(np.isnan(out.positions_m[70:100][:, upper]))
+    assert np.all(np.isfinite(out.positions_m[40:70][:, upper])) and np.all(np.isfinite(out.positions_m[:, lower]))
+    assert np.all(np.isnan(out.positions_m[:40, w]))  # the keypoint itself stays unmeasured
+    assert len(warnings) == 1 and "LWrist" in warnings[0] and "RElbow" in warnings[0] and "upper" in warnings[0]
+    table.positions_m[70:100, VIDEO_KEYPOINTS.index("RShoulder")] = np.nan  # the lower-body model needs it
+    with pytest.raises(StageInputError, match=r"RShoulder: frames 71-100"):
+        augment_table(table, small_models(), 1.7, 65.0, 0.2, False, source="keypoints.trc")

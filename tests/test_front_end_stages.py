@@ -92,32 +92,40 @@ def _write_true_json(root, trial: str, bystander: bool, seed: int = 0) -> None:
 
 
 @pytest.mark.slow
-def test_scale_and_ik_stages_on_video_keypoints(demo_copy):
-    """Static + squats from true 2D keypoints, no augmenter: the static trial scales our model on the
-    video keypoints, both trials get joint angles that OpenSim reads, with plots and summaries."""
+def test_scale_and_ik_stages_on_augmented_markers_and_on_video_keypoints(demo_copy):
+    """Static + squats from true 2D keypoints: our shipped augmenter adds the 43 markers, the static
+    trial scales our model on them, both trials get joint angles that OpenSim reads, with plots and
+    summaries. Then the same on the 20 video keypoints alone (scale.markers: video): only scale and
+    ik run again."""
     import opensim
 
     for trial in ("static", "squats"):
         _write_true_json(demo_copy, trial, bystander=False, seed=1)
-    outcomes = _run(demo_copy, ["frames", "keypoints", "sync", "triangulate", "filter", "augment", "scale", "ik"],
-                    keypoints={"backend": "json"})
-    status = {(o.trial, o.stage): o.status for o in outcomes.outcomes}
-    assert status[("static", "scale")] == "done" and status[("static", "ik")] == "done"
-    assert status[("squats", "ik")] == "done" and status[("squats", "augment")] == "not available yet"
-    scale = json.loads((demo_copy / "output" / "static" / "scale" / "scaled_scale.json").read_text())
-    assert scale["static_marker_rms_mm"] < 15
-    ik_dir = demo_copy / "output" / "squats" / "ik"
-    summary = json.loads((ik_dir / "squats_ik_summary.json").read_text())
-    assert summary["marker_rms_mean_mm"] < 25
-    mot = read_mot(ik_dir / "squats.mot")
-    knee = np.degrees(mot.column("knee_angle_r"))
-    assert knee.max() > 70 and knee.min() < 15  # the demo subject squats deep from standing
-    assert np.degrees(np.abs(mot.column("lumbar_extension"))).max() < 30
-    assert opensim.TimeSeriesTable(str(ik_dir / "squats.mot")).getNumRows() == len(mot.time_s)
-    assert (ik_dir / "angles.png").stat().st_size > 20_000
+    stages = ["frames", "keypoints", "sync", "triangulate", "filter", "augment", "scale", "ik"]
+    for markers in ("augmented", "video"):
+        outcomes = _run(demo_copy, stages, keypoints={"backend": "json"}, scale={"markers": markers})
+        status = {(o.trial, o.stage): o.status for o in outcomes.outcomes}
+        assert status[("static", "scale")] == "done" and status[("static", "ik")] == "done"
+        assert status[("squats", "ik")] == "done"
+        if markers == "video":
+            assert status[("squats", "filter")] == status[("squats", "augment")] == "up to date"
+        scale = json.loads((demo_copy / "output" / "static" / "scale" / "scaled_scale.json").read_text())
+        assert scale["static_marker_rms_mm"] < 15
+        ik_dir = demo_copy / "output" / "squats" / "ik"
+        summary = json.loads((ik_dir / "squats_ik_summary.json").read_text())
+        assert summary["marker_rms_mean_mm"] < 25
+        manifest = json.loads((ik_dir / "_stage.json").read_text())
+        assert manifest["summary"]["markers"] == markers
+        mot = read_mot(ik_dir / "squats.mot")
+        knee = np.degrees(mot.column("knee_angle_r"))
+        assert knee.max() > 70 and knee.min() < 15  # the demo subject squats deep from standing
+        assert np.degrees(np.abs(mot.column("lumbar_extension"))).max() < 30
+        assert opensim.TimeSeriesTable(str(ik_dir / "squats.mot")).getNumRows() == len(mot.time_s)
+        assert (ik_dir / "angles.png").stat().st_size > 20_000
+    markers = read_trc(demo_copy / "output" / "squats" / "augment" / "markers.trc")
+    assert len(markers.names) == 63 and "r.ASIS_study" in markers.names
     # Unchanged inputs: a re-run skips both stages.
-    again = _run(demo_copy, ["frames", "keypoints", "sync", "triangulate", "filter", "augment", "scale", "ik"],
-                 keypoints={"backend": "json"})
+    again = _run(demo_copy, stages, keypoints={"backend": "json"}, scale={"markers": "video"})
     assert {o.status for o in again.outcomes if o.stage in ("scale", "ik")} == {"up to date", "n/a"}
 
 

@@ -1,0 +1,216 @@
+"""Training our marker augmenter on synthetic trials (``models.augmenter_data``).
+
+The networks and the processing are exactly those of ``models.augmenter`` (OpenCap's layout), so a
+trained model runs through the same ``Augmenter.predict`` as imported OpenCap weights. Training
+samples random windows of the trials; each window is turned about the vertical by a random angle
+(a camera set-up can face the subject from any side) and tilted by a few degrees (a calibration
+board is never exactly level), then standardised with a mean and std fitted on such windows.
+The loss is the mean squared marker error in units of body height, as the network outputs it.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from models.augmenter import (LOWER_KEYPOINTS, LOWER_MARKERS, UPPER_KEYPOINTS, UPPER_MARKERS, Augmenter, LSTMAugmenterNet,
+                              save_augmenters)
+from models.augmenter_data import KEYPOINTS, MARKERS, DataSpec, Trial, make_trials
+from models.augmenter_eval import squared_errors, summarise
+
+
+@dataclass
+class TrainSpec:
+    hidden: list[int]
+    steps: int
+    batch: int = 64
+    window: int = 100  # frames per training window
+    lr: float = 3e-3
+    warmup_steps: int = 300
+    max_tilt_deg: float = 4.0
+    seed: int = 0
+
+
+# The two models of our default weights: OpenCap's inputs and outputs, our own sizes and steps.
+DEFAULT_SPECS = {
+    "lower": (LOWER_KEYPOINTS, LOWER_MARKERS, TrainSpec(hidden=[128, 128], steps=16000)),
+    "upper": (UPPER_KEYPOINTS, UPPER_MARKERS, TrainSpec(hidden=[96, 96], steps=8000)),
+}
+
+
+def random_rotations(rng: np.random.Generator, n: int, max_tilt_deg: float) -> np.ndarray:
+    """(n, 3, 3): a uniform turn about the vertical (Y), then a tilt up to ``max_tilt_deg``."""
+    yaw = rng.uniform(-np.pi, np.pi, n)
+    tx, tz = np.radians(rng.uniform(-max_tilt_deg, max_tilt_deg, (2, n)))
+    c, s = np.cos(yaw), np.sin(yaw)
+    Ry = np.zeros((n, 3, 3))
+    Ry[:, 0, 0], Ry[:, 0, 2], Ry[:, 1, 1], Ry[:, 2, 0], Ry[:, 2, 2] = c, s, 1, -s, c
+    Rx = np.zeros((n, 3, 3))
+    Rx[:, 0, 0], Rx[:, 1, 1], Rx[:, 1, 2], Rx[:, 2, 1], Rx[:, 2, 2] = 1, np.cos(tx), -np.sin(tx), np.sin(tx), np.cos(tx)
+    Rz = np.zeros((n, 3, 3))
+    Rz[:, 0, 0], Rz[:, 0, 1], Rz[:, 1, 0], Rz[:, 1, 1], Rz[:, 2, 2] = np.cos(tz), -np.sin(tz), np.sin(tz), np.cos(tz), 1
+    return Rz @ Rx @ Ry
+
+
+@dataclass
+class WindowSampler:
+    """Random training windows, relative to the (noisy) mid-hip and divided by height.
+
+    rel_in: (frames, keypoints, 3), rel_out: (frames, markers, 3), for all trials end to end.
+    """
+
+    keypoints: list[str]
+    markers: list[str]
+    window: int
+    rel_in: np.ndarray = field(init=False)
+    rel_out: np.ndarray = field(init=False)
+    height_m: np.ndarray = field(init=False)  # (frames,)
+    mass_kg: np.ndarray = field(init=False)
+    starts: np.ndarray = field(init=False)  # valid window starts
+
+    def fill(self, trials: list[Trial]) -> "WindowSampler":
+        ki = [KEYPOINTS.index(k) for k in self.keypoints]
+        mi = [MARKERS.index(m) for m in self.markers]
+        hips = [KEYPOINTS.index("RHip"), KEYPOINTS.index("LHip")]
+        ins, outs, hs, ms, starts, offset = [], [], [], [], [], 0
+        for t in trials:
+            ref = t.keypoints_m[:, hips].mean(axis=1, keepdims=True)
+            ins.append(((t.keypoints_m[:, ki] - ref) / t.height_m).astype(np.float32))
+            outs.append(((t.markers_m[:, mi] - ref) / t.height_m).astype(np.float32))
+            n = len(t.keypoints_m)
+            hs.append(np.full(n, t.height_m, np.float32)), ms.append(np.full(n, t.mass_kg, np.float32))
+            if n >= self.window:
+                starts.append(offset + np.arange(n - self.window + 1))
+            offset += n
+        if not starts:
+            raise ValueError(f"no trial has the {self.window} frames a training window needs")
+        self.rel_in, self.rel_out = np.concatenate(ins), np.concatenate(outs)
+        self.height_m, self.mass_kg, self.starts = np.concatenate(hs), np.concatenate(ms), np.concatenate(starts)
+        return self
+
+    def batch(self, rng: np.random.Generator, size: int, max_tilt_deg: float) -> tuple[np.ndarray, np.ndarray]:
+        """Features (size, window, 3K + 2) before standardisation and targets (size, window, 3M)."""
+        idx = rng.choice(self.starts, size)[:, None] + np.arange(self.window)
+        R = random_rotations(rng, size, max_tilt_deg)[:, None, None]  # (size, 1, 1, 3, 3)
+        x = (R @ self.rel_in[idx][..., None])[..., 0]
+        y = (R @ self.rel_out[idx][..., None])[..., 0]
+        feats = np.concatenate([x.reshape(size, self.window, -1), self.height_m[idx][..., None], self.mass_kg[idx][..., None]], axis=2)
+        return feats.astype(np.float32), y.reshape(size, self.window, -1).astype(np.float32)
+
+
+def fit_standardisation(sampler: WindowSampler, rng: np.random.Generator, max_tilt_deg: float,
+                        windows: int = 2000) -> tuple[np.ndarray, np.ndarray]:
+    feats, _ = sampler.batch(rng, windows, max_tilt_deg)
+    flat = feats.reshape(-1, feats.shape[-1]).astype(np.float64)
+    return flat.mean(axis=0), np.maximum(flat.std(axis=0), 1e-6)
+
+
+def learning_rate(step: int, spec: TrainSpec) -> float:
+    """Linear warm-up, then cosine decay to 3 % of the peak."""
+    if step < spec.warmup_steps:
+        return spec.lr * (step + 1) / spec.warmup_steps
+    f = (step - spec.warmup_steps) / max(1, spec.steps - spec.warmup_steps)
+    return spec.lr * (0.03 + 0.97 * 0.5 * (1 + np.cos(np.pi * f)))
+
+
+def train_augmenter(name: str, keypoints: list[str], markers: list[str], trials: list[Trial], spec: TrainSpec,
+                    device: str = "cpu", progress: bool = True, log=print) -> tuple[Augmenter, dict]:
+    """Train one augmenter model; returns it (eval mode, on the CPU) and the loss history."""
+    rng = np.random.default_rng(spec.seed)
+    torch.manual_seed(spec.seed)
+    sampler = WindowSampler(keypoints, markers, spec.window).fill(trials)
+    mean, std = fit_standardisation(sampler, rng, spec.max_tilt_deg)
+    net = LSTMAugmenterNet(3 * len(keypoints) + 2, spec.hidden, 3 * len(markers)).to(device)
+    opt = torch.optim.Adam(net.parameters(), lr=spec.lr)
+    mean_t = torch.as_tensor(mean, dtype=torch.float32, device=device)
+    std_t = torch.as_tensor(std, dtype=torch.float32, device=device)
+    history, running, t0 = [], None, time.time()
+    bar = tqdm(range(spec.steps), desc=f"train {name}", unit="step", disable=not progress)
+    for step in bar:
+        for g in opt.param_groups:
+            g["lr"] = learning_rate(step, spec)
+        x, y = sampler.batch(rng, spec.batch, spec.max_tilt_deg)
+        x = (torch.as_tensor(x, device=device) - mean_t) / std_t
+        loss = torch.mean((net(x) - torch.as_tensor(y, device=device)) ** 2)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        opt.step()
+        running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
+        if step % 100 == 0 or step == spec.steps - 1:
+            # RMS marker error in mm for a 1.75 m person, as the loss sees it
+            rms_mm = 1000 * 1.75 * np.sqrt(3 * running)
+            history.append({"step": step, "loss": running, "rms_mm": rms_mm, "lr": learning_rate(step, spec)})
+            bar.set_postfix(rms_mm=f"{rms_mm:.1f}")
+    net.eval()
+    aug = Augmenter(name, list(keypoints), list(markers), list(spec.hidden), mean, std, net.cpu())
+    log(f"trained {name}: {spec.steps} steps in {time.time() - t0:.0f} s, final running RMS {history[-1]['rms_mm']:.1f} mm")
+    return aug, {"steps": history, "seconds": time.time() - t0, "frames": int(len(sampler.rel_in)), "windows": int(len(sampler.starts))}
+
+
+def plot_history(histories: dict[str, dict], path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name, h in histories.items():
+        steps = [s["step"] for s in h["steps"]]
+        ax.plot(steps, [s["rms_mm"] for s in h["steps"]], label=name)
+    ax.set(yscale="log", xlabel="step", ylabel="training RMS marker error (mm, 1.75 m person)", title="augmenter training")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def train_default(out_path: str | Path, data: DataSpec | None = None, step_scale: float = 1.0, held_out_subjects: int = 20,
+                  device: str = "cpu", progress: bool = True, log=print) -> dict:
+    """Make the training set, train the lower- and upper-body models, evaluate them on held-out
+    subjects (clean and reconstruction-like inputs) and save everything to ``out_path`` (.pt).
+    Writes ``<out>.json`` (evaluation, history) and ``<out>_training.png`` next to it."""
+    data = data or DataSpec()
+    t0 = time.time()
+    log(f"making training data: {data.subjects} subjects x {data.trials_per_subject} trials ...")
+    trials = make_trials(data, progress=tqdm(range(data.subjects), desc="subjects", disable=not progress))
+    held_spec = DataSpec(**{**data.__dict__, "subjects": held_out_subjects, "seed": data.seed + 10_000})
+    held = make_trials(held_spec)
+    n_frames = sum(len(t.keypoints_m) for t in trials)
+    log(f"  {len(trials)} trials, {n_frames} frames in {time.time() - t0:.0f} s; held out: {len(held)} trials")
+    models, histories = [], {}
+    for name, (kp, mk, spec) in DEFAULT_SPECS.items():
+        spec = TrainSpec(**{**spec.__dict__, "steps": max(1, int(round(spec.steps * step_scale))), "seed": data.seed})
+        aug, hist = train_augmenter(name, kp, mk, trials, spec, device, progress, log)
+        models.append(aug)
+        histories[name] = hist
+    evaluation = {}
+    for inputs in ("reconstructed", "exact"):
+        errs = [squared_errors(models, t.keypoints_m if inputs == "reconstructed" else t.clean_keypoints_m,
+                               KEYPOINTS, t.markers_m, MARKERS, t.height_m, t.mass_kg) for t in held]
+        evaluation[inputs] = summarise(errs)
+    meta = {
+        "source": "trained by `python app.py augmenter train` on synthetic data from our model",
+        "data": {"subjects": data.subjects, "trials_per_subject": data.trials_per_subject, "seed": data.seed,
+                 "frames": n_frames, "duration_s": list(data.duration_s), "rate_hz": list(data.rate_hz),
+                 "motion_mix": data.motion_mix, "errors": dict(data.errors.__dict__)},
+        "train": {name: {"hidden": DEFAULT_SPECS[name][2].hidden, "steps": len(h["steps"]) and h["steps"][-1]["step"] + 1,
+                         "seconds": round(h["seconds"], 1)} for name, h in histories.items()},
+        "held_out": {k: {"all_mm": round(v["all"], 2), "groups_mm": {g: round(x, 2) for g, x in v["groups"].items()}}
+                     for k, v in evaluation.items()},
+        "total_seconds": round(time.time() - t0, 1),
+    }
+    out_path = Path(out_path)
+    save_augmenters(out_path, models, meta)
+    report = {**meta, "history": {k: h["steps"] for k, h in histories.items()}, "held_out_markers": evaluation}
+    out_path.with_suffix(".json").write_text(json.dumps(report, indent=1, default=float))
+    plot_history(histories, out_path.with_name(out_path.stem + "_training.png"))
+    log(f"held-out RMSE: reconstruction-like inputs {evaluation['reconstructed']['all']:.1f} mm, "
+        f"exact inputs {evaluation['exact']['all']:.1f} mm; total {time.time() - t0:.0f} s -> {out_path}")
+    return report
