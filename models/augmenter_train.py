@@ -150,7 +150,8 @@ def train_augmenter(name: str, keypoints: list[str], markers: list[str], trials:
     net.eval()
     aug = Augmenter(name, list(keypoints), list(markers), list(spec.hidden), mean, std, net.cpu())
     log(f"trained {name}: {spec.steps} steps in {time.time() - t0:.0f} s, final running RMS {history[-1]['rms_mm']:.1f} mm")
-    return aug, {"steps": history, "seconds": time.time() - t0, "frames": int(len(sampler.rel_in)), "windows": int(len(sampler.starts))}
+    return aug, {"steps": history, "n_steps": spec.steps, "seconds": time.time() - t0, "frames": int(len(sampler.rel_in)),
+                 "windows": int(len(sampler.starts))}
 
 
 def plot_history(histories: dict[str, dict], path) -> None:
@@ -200,8 +201,8 @@ def train_default(out_path: str | Path, data: DataSpec | None = None, step_scale
         "data": {"subjects": data.subjects, "trials_per_subject": data.trials_per_subject, "seed": data.seed,
                  "frames": n_frames, "duration_s": list(data.duration_s), "rate_hz": list(data.rate_hz),
                  "motion_mix": data.motion_mix, "errors": dict(data.errors.__dict__)},
-        "train": {name: {"hidden": DEFAULT_SPECS[name][2].hidden, "steps": len(h["steps"]) and h["steps"][-1]["step"] + 1,
-                         "seconds": round(h["seconds"], 1)} for name, h in histories.items()},
+        "train": {name: {"hidden": DEFAULT_SPECS[name][2].hidden, "steps": h["n_steps"], "seconds": round(h["seconds"], 1)}
+                  for name, h in histories.items()},
         "held_out": {k: {"all_mm": round(v["all"], 2), "groups_mm": {g: round(x, 2) for g, x in v["groups"].items()}}
                      for k, v in evaluation.items()},
         "total_seconds": round(time.time() - t0, 1),
