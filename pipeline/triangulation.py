@@ -62,7 +62,9 @@ def triangulate(cams: list[Camera], uv: np.ndarray, conf: np.ndarray, min_conf: 
     A camera counts for a point when its confidence is at least ``min_conf``. Where 3 or more
     cameras count, every pair of them is tried (exhaustive RANSAC: few cameras, so every pair is
     cheap): the pair whose point has the most cameras within ``outlier_px`` (ties: the smallest
-    total error) defines the inliers, and the point is re-triangulated from those alone.
+    total error) defines the inliers, and the point is re-triangulated from those alone. A point
+    seen by exactly 2 cameras whose views disagree by more than ``outlier_px`` (mean reprojection
+    error) is dropped: one of them is wrong, and two views cannot tell which; the filter bridges it.
     """
     C, F, K = conf.shape
     und = uv if undistorted else undistort_all(cams, uv)
@@ -94,6 +96,10 @@ def triangulate(cams: list[Camera], uv: np.ndarray, conf: np.ndarray, min_conf: 
         pts[many] = dlt(P, sub_obs, w_many)
     err = reprojection(P, pts, obs)
     used = w > 0
+    with np.errstate(invalid="ignore"):
+        pair_err = np.where(used, np.nan_to_num(err, nan=0.0), 0.0).sum(0) / 2
+    bad_pair = (used.sum(0) == 2) & (pair_err > outlier_px)
+    pts[bad_pair], used[:, bad_pair] = np.nan, False
     with np.errstate(invalid="ignore"):  # NaN observations of unused cameras
         mean_err = np.where(used, np.nan_to_num(err, nan=0.0), 0.0).sum(0) / np.maximum(used.sum(0), 1)
     mean_err[used.sum(0) == 0] = np.nan

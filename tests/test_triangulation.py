@@ -41,6 +41,17 @@ def test_two_cameras_two_pixel_noise_under_15mm(scene):
     assert rmse_mm(triangulate(cams[:2], noisy, conf[:2]).points_m, X) < 15
 
 
+def test_two_disagreeing_views_drop_the_point(scene):
+    X, cams, uv, conf = scene
+    bad = uv[:2].copy()
+    bad[1, 5, 10] += [0.0, 150.0]  # a wild detection in the second phone (off its epipolar line)
+    tri = triangulate(cams[:2], bad, conf[:2])
+    assert np.all(np.isnan(tri.points_m[5, 10])) and not tri.used[5, 10].any()
+    others = np.ones(tri.points_m.shape[:2], bool)
+    others[5, 10] = False
+    assert rmse_mm(tri.points_m[others], X[others]) < 0.01  # every other point kept
+
+
 def test_an_outlier_camera_is_rejected(scene):
     X, cams, uv, conf = scene
     rng = np.random.default_rng(1)
