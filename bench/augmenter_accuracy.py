@@ -36,9 +36,9 @@ from biomech.opensim_env import load_model  # noqa: E402
 from biomech.scaling import scale_with_measurements  # noqa: E402
 from biomech.synthetic_motion import scaled_copy  # noqa: E402
 from biomech.trc import MarkerTable, read_trc, write_trc  # noqa: E402
-from models.augmenter import augment, load_augmenters  # noqa: E402
+from models.augmenter import augment  # noqa: E402
 from models.augmenter_data import KEYPOINTS, MARKERS, DataSpec, KeypointErrors, body_poses, make_trials, marker_anchors, points_in_ground  # noqa: E402
-from models.augmenter_eval import GROUPS, placement_corrected, squared_errors, summarise  # noqa: E402
+from models.augmenter_eval import GROUPS, held_out_errors, placement_corrected, summarise, weight_sets  # noqa: E402
 from pipeline.augment import DEFAULT_WEIGHTS  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
@@ -49,24 +49,9 @@ ANGLES = ["pelvis_tilt", "pelvis_list", "hip_flexion_r", "hip_adduction_r", "hip
           "hip_flexion_l", "hip_adduction_l", "hip_rotation_l", "knee_angle_l", "ankle_angle_l", "lumbar_extension"]
 
 
-def weight_sets(ours: Path) -> dict[str, list]:
-    sets = {"ours": load_augmenters(ours)}
-    if OPENCAP_AUG.is_dir():
-        from models.keras_import import import_opencap_dir
-
-        sets["OpenCap v0.3"] = import_opencap_dir(OPENCAP_AUG)
-    return sets
-
-
 def synthetic(sets: dict, subjects: int) -> dict:
     held = make_trials(DataSpec(subjects=subjects, seed=10_000))
-    out = {}
-    for label, models in sets.items():
-        for inputs in ("exact", "reconstructed"):
-            errs = [squared_errors(models, t.clean_keypoints_m if inputs == "exact" else t.keypoints_m, KEYPOINTS,
-                                   t.markers_m, MARKERS, t.height_m, t.mass_kg) for t in held]
-            out[f"{label} | {inputs}"] = summarise(errs)
-    return out
+    return {f"{label} | {inputs}": r for label, models in sets.items() for inputs, r in held_out_errors(models, held).items()}
 
 
 def lab_to_study() -> dict[str, str]:
@@ -166,7 +151,7 @@ def main() -> int:
     ap.add_argument("--weights", default=str(DEFAULT_WEIGHTS))
     ap.add_argument("--subjects", type=int, default=20, help="held-out synthetic subjects")
     args = ap.parse_args()
-    sets = weight_sets(Path(args.weights))
+    sets = weight_sets(args.weights, OPENCAP_AUG)
     results = {"weights": args.weights, "synthetic": synthetic(sets, args.subjects)}
     print_groups(f"Held-out synthetic ({args.subjects} subjects)", results["synthetic"])
     if S4.is_dir():

@@ -16,20 +16,12 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from models.augmenter import augment, load_augmenters  # noqa: E402
+from models.augmenter import augment  # noqa: E402
 from models.augmenter_data import KEYPOINTS  # noqa: E402
+from models.augmenter_eval import weight_sets  # noqa: E402
 from pipeline.augment import DEFAULT_WEIGHTS  # noqa: E402
 
 AUG = ROOT.parent / "shared" / "data" / "opencap-core" / "augmenter"
-
-
-def weight_sets() -> dict[str, list]:
-    sets = {"ours": load_augmenters(DEFAULT_WEIGHTS)}
-    if AUG.is_dir():
-        from models.keras_import import import_opencap_dir
-
-        sets["OpenCap v0.3"] = import_opencap_dir(AUG)
-    return sets
 
 
 def main() -> int:
@@ -37,7 +29,7 @@ def main() -> int:
     kp = np.random.default_rng(0).normal(0, 0.3, (frames, len(KEYPOINTS), 3)) + [0, 1, 0]
     results = {"frames": frames, "threads": torch.get_num_threads()}
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    for (source, ms), dev in ((w, d) for w in weight_sets().items() for d in devices):
+    for (source, ms), dev in ((w, d) for w in weight_sets(DEFAULT_WEIGHTS, AUG).items() for d in devices):
         augment(ms, kp[:100], KEYPOINTS, 1.7, 65.0, dev)  # warm-up
         times = []
         for _ in range(5):

@@ -37,6 +37,11 @@ class AugmenterError(ValueError):
     """Augmenter input or file that cannot be used; the message says which and what to do."""
 
 
+def hip_reference(keypoints_m: np.ndarray, names: list[str]) -> np.ndarray:
+    """(frames, 3) the reference marker midHip: the mean of the RHip and LHip keypoints."""
+    return 0.5 * (keypoints_m[:, names.index("RHip")] + keypoints_m[:, names.index("LHip")])
+
+
 class LSTMAugmenterNet(nn.Module):
     """Stacked LSTMs (batch_first) and a per-frame linear layer. x: (batch, frames, features)."""
 
@@ -71,8 +76,7 @@ class Augmenter:
         missing = [k for k in self.keypoints + ["RHip", "LHip"] if k not in idx]
         if missing:
             raise AugmenterError(f"augmenter {self.name}: keypoints {missing} missing from the input")
-        ref = 0.5 * (keypoints_m[:, idx["RHip"]] + keypoints_m[:, idx["LHip"]])
-        rel = (keypoints_m[:, [idx[k] for k in self.keypoints]] - ref[:, None]) / height_m
+        rel = (keypoints_m[:, [idx[k] for k in self.keypoints]] - hip_reference(keypoints_m, names)[:, None]) / height_m
         n = len(keypoints_m)
         feats = np.concatenate([rel.reshape(n, -1), np.full((n, 1), height_m), np.full((n, 1), mass_kg)], axis=1)
         return (feats - self.mean) / self.std
@@ -85,10 +89,8 @@ class Augmenter:
 
     def predict(self, keypoints_m: np.ndarray, names: list[str], height_m: float, mass_kg: float, device: str = "cpu") -> np.ndarray:
         """(frames, markers, 3) marker positions in metres."""
-        idx = {n: i for i, n in enumerate(names)}
         raw = self.raw_outputs(self.standardised_inputs(keypoints_m, names, height_m, mass_kg), device)
-        ref = 0.5 * (keypoints_m[:, idx["RHip"]] + keypoints_m[:, idx["LHip"]])
-        return raw.reshape(len(raw), -1, 3) * height_m + ref[:, None]
+        return raw.reshape(len(raw), -1, 3) * height_m + hip_reference(keypoints_m, names)[:, None]
 
     def to_record(self) -> dict:
         return {"name": self.name, "keypoints": self.keypoints, "markers": self.markers, "hidden": self.hidden,
@@ -125,13 +127,14 @@ def _read(path: str | Path) -> dict:
     return blob
 
 
+def load_augmenter_file(path: str | Path) -> tuple[list[Augmenter], dict]:
+    """The models and what the file says about itself (source, training data, held-out accuracy)."""
+    blob = _read(path)
+    return [Augmenter.from_record(r) for r in blob["models"]], dict(blob.get("meta") or {})
+
+
 def load_augmenters(path: str | Path) -> list[Augmenter]:
-    return [Augmenter.from_record(r) for r in _read(path)["models"]]
-
-
-def augmenter_meta(path: str | Path) -> dict:
-    """What the file says about itself (source, training data, held-out accuracy)."""
-    return dict(_read(path).get("meta") or {})
+    return load_augmenter_file(path)[0]
 
 
 def augment(models: list[Augmenter], keypoints_m: np.ndarray, names: list[str], height_m: float, mass_kg: float,

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
 
-from models.augmenter import Augmenter, augment
+from models.augmenter import Augmenter, augment, load_augmenters
+from models.augmenter_data import KEYPOINTS, MARKERS, Trial
 
 # Marker groups for reports: a pattern on the _study name -> group.
 GROUPS = [
@@ -47,6 +49,24 @@ def summarise(errs: list[dict[str, np.ndarray]]) -> dict:
     per_group = {g: float(1000 * np.sqrt(np.mean(np.concatenate(v)))) for g, v in groups.items()}
     everything = np.concatenate([np.concatenate(v) for v in pooled.values()]) if pooled else np.array([np.nan])
     return {"all": float(1000 * np.sqrt(np.mean(everything))), "groups": per_group, "markers": per_marker}
+
+
+def held_out_errors(models: list[Augmenter], trials: list[Trial]) -> dict[str, dict]:
+    """``summarise`` of the models on synthetic trials, from exact keypoints and from the
+    reconstruction-like ones: {"exact": ..., "reconstructed": ...}."""
+    return {inputs: summarise([squared_errors(models, t.clean_keypoints_m if inputs == "exact" else t.keypoints_m,
+                                              KEYPOINTS, t.markers_m, MARKERS, t.height_m, t.mass_kg) for t in trials])
+            for inputs in ("exact", "reconstructed")}
+
+
+def weight_sets(ours: str | Path, opencap_dir: str | Path) -> dict[str, list[Augmenter]]:
+    """Our weights, and OpenCap's imported from ``opencap_dir`` when that folder is there (benchmarks)."""
+    sets = {"ours": load_augmenters(ours)}
+    if Path(opencap_dir).is_dir():
+        from models.keras_import import import_opencap_dir  # h5py only when OpenCap's files are at hand
+
+        sets["OpenCap v0.3"] = import_opencap_dir(opencap_dir)
+    return sets
 
 
 def placement_corrected(pred_m: np.ndarray, true_m: np.ndarray, rotations: np.ndarray) -> np.ndarray:

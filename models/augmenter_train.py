@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,9 +19,9 @@ import torch
 from tqdm import tqdm
 
 from models.augmenter import (LOWER_KEYPOINTS, LOWER_MARKERS, UPPER_KEYPOINTS, UPPER_MARKERS, Augmenter, LSTMAugmenterNet,
-                              save_augmenters)
+                              hip_reference, save_augmenters)
 from models.augmenter_data import KEYPOINTS, MARKERS, DataSpec, Trial, make_trials
-from models.augmenter_eval import squared_errors, summarise
+from models.augmenter_eval import held_out_errors
 
 
 @dataclass
@@ -76,10 +76,9 @@ class WindowSampler:
     def fill(self, trials: list[Trial]) -> "WindowSampler":
         ki = [KEYPOINTS.index(k) for k in self.keypoints]
         mi = [MARKERS.index(m) for m in self.markers]
-        hips = [KEYPOINTS.index("RHip"), KEYPOINTS.index("LHip")]
         ins, outs, hs, ms, starts, offset = [], [], [], [], [], 0
         for t in trials:
-            ref = t.keypoints_m[:, hips].mean(axis=1, keepdims=True)
+            ref = hip_reference(t.keypoints_m, KEYPOINTS)[:, None]
             ins.append(((t.keypoints_m[:, ki] - ref) / t.height_m).astype(np.float32))
             outs.append(((t.markers_m[:, mi] - ref) / t.height_m).astype(np.float32))
             n = len(t.keypoints_m)
@@ -181,21 +180,16 @@ def train_default(out_path: str | Path, data: DataSpec | None = None, step_scale
     t0 = time.time()
     log(f"making training data: {data.subjects} subjects x {data.trials_per_subject} trials ...")
     trials = make_trials(data, progress=tqdm(range(data.subjects), desc="subjects", disable=not progress))
-    held_spec = DataSpec(**{**data.__dict__, "subjects": held_out_subjects, "seed": data.seed + 10_000})
-    held = make_trials(held_spec)
+    held = make_trials(replace(data, subjects=held_out_subjects, seed=data.seed + 10_000))
     n_frames = sum(len(t.keypoints_m) for t in trials)
     log(f"  {len(trials)} trials, {n_frames} frames in {time.time() - t0:.0f} s; held out: {len(held)} trials")
     models, histories = [], {}
     for name, (kp, mk, spec) in DEFAULT_SPECS.items():
-        spec = TrainSpec(**{**spec.__dict__, "steps": max(1, int(round(spec.steps * step_scale))), "seed": data.seed})
+        spec = replace(spec, steps=max(1, int(round(spec.steps * step_scale))), seed=data.seed)
         aug, hist = train_augmenter(name, kp, mk, trials, spec, device, progress, log)
         models.append(aug)
         histories[name] = hist
-    evaluation = {}
-    for inputs in ("reconstructed", "exact"):
-        errs = [squared_errors(models, t.keypoints_m if inputs == "reconstructed" else t.clean_keypoints_m,
-                               KEYPOINTS, t.markers_m, MARKERS, t.height_m, t.mass_kg) for t in held]
-        evaluation[inputs] = summarise(errs)
+    evaluation = held_out_errors(models, held)
     meta = {
         "source": "trained by `python app.py augmenter train` on synthetic data from our model",
         "data": {"subjects": data.subjects, "trials_per_subject": data.trials_per_subject, "seed": data.seed,

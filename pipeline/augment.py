@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from biomech.trc import MarkerTable, read_trc, write_trc
-from models.augmenter import AugmenterError, augment, augmenter_meta, load_augmenters
+from models.augmenter import AugmenterError, augment, load_augmenter_file
 from pipeline.gaps import fill_gaps
 from pipeline.runner import StageContext, StageInputError
 
@@ -101,7 +101,7 @@ def run_augment(ctx: StageContext) -> None:
     cfg = ctx.config["augment"]
     src = ctx.stage_dir("filter") / "keypoints.trc"
     path = weights_path(ctx.config)
-    models = load_augmenters(path)
+    models, meta = load_augmenter_file(path)
     device = pick_device(cfg["device"])
     subject = ctx.session.subject
     warnings: list[str] = []
@@ -111,5 +111,5 @@ def run_augment(ctx: StageContext) -> None:
         ctx.log.warning("%s/augment: %s", ctx.trial.name, w)
     write_trc(ctx.out_dir / "markers.trc", out)
     ctx.summary.update(markers=len(out.names), frames=len(out.time_s), device=device, weights=str(path),
-                       weights_source=augmenter_meta(path).get("source", ""), warnings=warnings,
+                       weights_source=meta.get("source", ""), warnings=warnings,
                        message=f"{len(out.names)} markers x {len(out.time_s)} frames on {device}")

@@ -96,12 +96,10 @@ def triangulate(cams: list[Camera], uv: np.ndarray, conf: np.ndarray, min_conf: 
         pts[many] = dlt(P, sub_obs, w_many)
     err = reprojection(P, pts, obs)
     used = w > 0
-    with np.errstate(invalid="ignore"):
-        pair_err = np.where(used, np.nan_to_num(err, nan=0.0), 0.0).sum(0) / 2
-    bad_pair = (used.sum(0) == 2) & (pair_err > outlier_px)
-    pts[bad_pair], used[:, bad_pair] = np.nan, False
     with np.errstate(invalid="ignore"):  # NaN observations of unused cameras
         mean_err = np.where(used, np.nan_to_num(err, nan=0.0), 0.0).sum(0) / np.maximum(used.sum(0), 1)
+    bad_pair = (used.sum(0) == 2) & (mean_err > outlier_px)
+    pts[bad_pair], used[:, bad_pair] = np.nan, False
     mean_err[used.sum(0) == 0] = np.nan
     mean_err[~np.isfinite(pts[:, 0])] = np.nan
     return Triangulation(pts.reshape(F, K, 3), mean_err.reshape(F, K), used.T.reshape(F, K, C))
