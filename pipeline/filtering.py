@@ -8,13 +8,14 @@ checks that it gives filterpy's ``KalmanFilter`` + ``rts_smoother`` results exac
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 from filterpy.common import Q_discrete_white_noise
 from scipy.signal import butter, filtfilt
 
-from pipeline.gaps import nan_runs
+from pipeline.gaps import fill_gaps, nan_runs
 
 
 @dataclass
@@ -34,16 +35,15 @@ def motion_model(dt: float, jerk_std: float) -> tuple[np.ndarray, np.ndarray]:
     return F, Q_discrete_white_noise(dim=3, dt=dt, var=jerk_std**2)
 
 
-def kalman_rts(z: np.ndarray, meas_std: np.ndarray, dt: float, jerk_std: float, gate_sigma: float) -> tuple[np.ndarray, np.ndarray]:
-    """Filter forwards and smooth backwards many independent 3D tracks.
+def kalman_rts(z: np.ndarray, meas_std: np.ndarray, dt: float, jerk_std: float) -> np.ndarray:
+    """Filter forwards and smooth backwards many independent 3D tracks (no gating: outliers are
+    removed beforehand, see ``robust_smooth``).
 
     z: (frames, tracks, 3) measurements, NaN where missing; meas_std: (frames, tracks) metres.
-    A measurement whose normalised innovation (summed over the 3 axes) exceeds ``gate_sigma``
-    squared x 3 is skipped. Returns smoothed positions (frames, tracks, 3) and the rejected mask.
+    Returns smoothed positions (frames, tracks, 3).
     """
     T, N, _ = z.shape
     F, Q = motion_model(dt, jerk_std)
-    H = np.array([1.0, 0.0, 0.0])
     # One 3-state filter per track and axis; the axes of a track share P (same noise, same skips).
     x = np.zeros((N, 3, 3))  # (tracks, axis, state)
     first = np.argmax(np.isfinite(z[..., 0]), axis=0)
@@ -51,34 +51,82 @@ def kalman_rts(z: np.ndarray, meas_std: np.ndarray, dt: float, jerk_std: float, 
     x[~np.isfinite(x)] = 0.0
     P = np.tile(np.diag([1.0, 10.0, 100.0]), (N, 1, 1))
     xs_f, Ps_f, xs_p, Ps_p = (np.empty((T, N, 3, 3)), np.empty((T, N, 3, 3)), np.empty((T, N, 3, 3)), np.empty((T, N, 3, 3)))
-    rejected = np.zeros((T, N), bool)
-    started = np.zeros(N, bool)
     for t in range(T):
         if t > 0:
             x = np.einsum("ij,naj->nai", F, x)
             P = F @ P @ F.T + Q
         xs_p[t], Ps_p[t] = x, P
         zt = z[t]
-        valid = np.all(np.isfinite(zt), axis=1)
-        R = np.minimum(meas_std[t], 1e3) ** 2
-        S = P[:, 0, 0] + R  # (tracks,)
-        innov = zt - x[:, :, 0]
-        d2 = np.sum(innov**2, axis=1) / S
-        gate = valid & started & (d2 > 3 * gate_sigma**2)
-        rejected[t] = gate
-        use = valid & ~gate
+        use = np.all(np.isfinite(zt), axis=1)
         if use.any():
-            K = P[use, :, 0] / S[use, None]  # (n, 3)
-            x[use] += K[:, None, :] * np.nan_to_num(innov[use])[:, :, None]
+            S = P[use, 0, 0] + np.minimum(meas_std[t, use], 1e3) ** 2
+            K = P[use, :, 0] / S[:, None]  # (n, 3)
+            x[use] += K[:, None, :] * (zt[use] - x[use, :, 0])[:, :, None]
             P[use] = P[use] - K[:, :, None] * P[use][:, None, 0, :]
-        started |= valid
         xs_f[t], Ps_f[t] = x, P
     # RTS smoother, backwards
     xs = xs_f.copy()
     for t in range(T - 2, -1, -1):
         C = Ps_f[t] @ F.T @ np.linalg.inv(Ps_p[t + 1])  # (N, 3, 3)
         xs[t] = xs_f[t] + np.einsum("nij,naj->nai", C, xs[t + 1] - xs_p[t + 1])
-    return xs[..., 0], rejected
+    return xs[..., 0]
+
+
+def local_outliers(z: np.ndarray, half_window: int = 4, floor_m: float = 0.04, k: float = 4.0) -> np.ndarray:
+    """Hampel test in 3D with the local trend removed: (frames, tracks) True where a point lies
+    further from what its neighbourhood says than ``k`` robust standard deviations of that
+    neighbourhood, and at least ``floor_m``.
+
+    The neighbourhood is the ``2 * half_window + 1`` measured frames around the point (shifted
+    inwards at the ends of the track). Its velocity is the median of its frame-to-frame steps; the
+    point's expected position is the median of the neighbours carried to its frame at that
+    velocity. Medians move only when half their inputs are wrong, so isolated wrong points and
+    short runs of them (a 2D outlier along an epipolar line, a swapped label) stand out wherever
+    they fall, while steady motion of any speed does not. Counting measured frames rather than
+    frames keeps the window as strong next to gaps as anywhere else. z: (frames, tracks, 3), NaN
+    where missing.
+    """
+    T, N, _ = z.shape
+    out = np.zeros((T, N), bool)
+    for n in range(N):
+        frames = np.flatnonzero(np.all(np.isfinite(z[:, n]), axis=1))
+        m = len(frames)
+        if m < 3:
+            continue
+        w = min(2 * half_window + 1, m)
+        start = np.clip(np.arange(m) - half_window, 0, m - w)
+        win = start[:, None] + np.arange(w)  # (m, w) indices into the measured frames
+        pts, t = z[frames, n][win], frames[win].astype(float)  # (m, w, 3), (m, w)
+        velocity = np.median(np.diff(pts, axis=1) / np.diff(t, axis=1)[..., None], axis=1)  # (m, 3)
+        carried = pts - velocity[:, None, :] * (t - frames[:, None])[..., None]
+        expected = np.median(carried, axis=1)  # (m, 3)
+        # Spread of the neighbourhood (median absolute deviation, in 3D): wide where the motion
+        # curves fast within the window, narrow where it is steady; robust like the median.
+        spread = 1.4826 * np.median(np.linalg.norm(carried - expected[:, None], axis=-1), axis=1)
+        dev = np.linalg.norm(z[frames, n] - expected, axis=-1)
+        out[frames, n] = dev > np.maximum(floor_m, k * spread)
+    return out
+
+
+def robust_smooth(z: np.ndarray, meas_std: np.ndarray, dt: float, jerk_std: float, gate_sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    """Outlier-proof Kalman + RTS smoothing of (frames, tracks, 3) points with (frames, tracks) noise (m).
+
+    1. Points that a local-median (Hampel) test flags are dropped.
+    2. Kalman + RTS on the rest; points further than ``gate_sigma`` standard deviations (3D,
+       measurement noise) from that smoothed track are dropped. Gating against a track smoothed
+       from both sides cannot lock out the way forward-only innovation gating does (after a gap,
+       an accepted outlier would make every true point after it look implausible).
+    3. Kalman + RTS on what is left.
+    Returns smoothed positions (frames, tracks, 3) and the rejected mask (frames, tracks).
+    """
+    valid = np.all(np.isfinite(z), axis=-1)
+    rejected = valid & local_outliers(z)
+    clean = np.where(rejected[..., None], np.nan, z)
+    first = kalman_rts(clean, meas_std, dt, jerk_std)
+    d2 = np.sum((clean - first) ** 2, axis=-1) / np.minimum(meas_std, 1e3) ** 2
+    rejected |= valid & (np.nan_to_num(d2, nan=0.0) > 3 * gate_sigma**2)
+    clean = np.where(rejected[..., None], np.nan, z)
+    return kalman_rts(clean, meas_std, dt, jerk_std), rejected
 
 
 def butterworth(x: np.ndarray, rate_hz: float, cutoff_hz: float, order: int = 2) -> np.ndarray:
@@ -106,16 +154,17 @@ def measurement_std(error_px: np.ndarray, confidence: np.ndarray, base_m: float,
 
 def smooth_keypoints(points_m: np.ndarray, rate_hz: float, meas_std_m: np.ndarray, jerk_std: float = 50.0,
                      gate_sigma: float = 5.0, cutoff_hz: float = 12.0, max_gap_s: float = 0.25) -> FilterResult:
-    """Kalman + RTS + Butterworth for (frames, keypoints, 3); gaps longer than ``max_gap_s`` stay empty."""
+    """Robust Kalman + RTS, gap filling, Butterworth for (frames, keypoints, 3).
+
+    Frames without a (kept) measurement are filled, when the gap is at most ``max_gap_s`` long,
+    by a cubic fitted to the smoothed track over 0.1 s (or the gap's length) on either side: over
+    a gap the constant-acceleration model extrapolates the noisy acceleration estimates of its
+    edges, a fit over both sides does not. A gap of up to 0.1 s at either end of the trial (a
+    first frame gated out, say) is extrapolated by a line; longer ones, and longer gaps, stay empty."""
     T, K, _ = points_m.shape
-    smoothed, rejected = kalman_rts(points_m, meas_std_m, 1.0 / rate_hz, jerk_std, gate_sigma)
+    smoothed, rejected = robust_smooth(points_m, meas_std_m, 1.0 / rate_hz, jerk_std, gate_sigma)
     measured = np.all(np.isfinite(points_m), axis=-1) & ~rejected
-    max_gap = int(round(max_gap_s * rate_hz))
-    long_gaps: dict[int, list[tuple[int, int]]] = {}
-    for k in range(K):
-        runs = [(a, b) for a, b in nan_runs(measured[:, k]) if b - a > max_gap or a == 0 or b == T]
-        for a, b in runs:
-            smoothed[a:b, k] = np.nan
-        if runs:
-            long_gaps[k] = runs
-    return FilterResult(butterworth(smoothed, rate_hz, cutoff_hz), rejected, long_gaps)
+    filled, long_gaps = fill_gaps(np.arange(T) / rate_hz, np.where(measured[..., None], smoothed, np.nan),
+                                  int(round(max_gap_s * rate_hz)), context_frames=int(round(0.1 * rate_hz)),
+                                  end_frames=int(round(0.1 * rate_hz)))
+    return FilterResult(butterworth(filled, rate_hz, cutoff_hz), rejected, long_gaps)

@@ -12,25 +12,47 @@ def nan_runs(valid: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(edges[::2], edges[1::2]))
 
 
-def fill_gaps(time_s: np.ndarray, positions: np.ndarray, max_gap_frames: int) -> tuple[np.ndarray, dict[int, list[tuple[int, int]]]]:
-    """Fill NaN runs of at most ``max_gap_frames`` by cubic interpolation per marker.
+def fill_gaps(time_s: np.ndarray, positions: np.ndarray, max_gap_frames: int, context_frames: int = 0,
+              end_frames: int = 0) -> tuple[np.ndarray, dict[int, list[tuple[int, int]]]]:
+    """Fill NaN runs of at most ``max_gap_frames`` per marker.
 
-    positions: (frames, markers, 3). Returns the filled copy and, per marker index, the runs
-    that were too long (or at an end of the trial, where there is nothing to interpolate from).
+    positions: (frames, markers, 3). By default a cubic spline through every valid sample fills
+    them (right for clean data). With ``context_frames`` > 0 each gap is filled by a cubic fitted
+    by least squares to the valid samples within that many frames (at least the gap's length) on
+    either side: an interpolating spline through noisy samples swings through a gap with the
+    noise of the samples next to it, a fit over a few frames each side does not. In that mode a
+    gap at an end of the trial of at most ``end_frames`` is extrapolated by a straight line
+    fitted to the ``context_frames`` valid samples next to it.
+    Returns the filled copy and, per marker index, the runs that were too long (or at an end of
+    the trial, where there is nothing to interpolate from).
     """
     out = positions.copy()
     unfilled: dict[int, list[tuple[int, int]]] = {}
+    T = len(time_s)
     for m in range(positions.shape[1]):
         valid = np.all(np.isfinite(positions[:, m]), axis=1)
         if valid.all():
             continue
         runs = nan_runs(valid)
-        long_runs = [(a, b) for a, b in runs if b - a > max_gap_frames or a == 0 or b == len(valid)]
-        if valid.sum() >= 2:
+        at_end = [(a, b) for a, b in runs if a == 0 or b == T]
+        long_runs = [(a, b) for a, b in runs if b - a > max_gap_frames or (a, b) in at_end]
+        if context_frames > 0:
+            long_runs = [(a, b) for a, b in long_runs if not ((a, b) in at_end and b - a <= end_frames and valid.sum() >= 2)]
+        short_runs = [r for r in runs if r not in long_runs]
+        if short_runs and context_frames > 0:
+            for a, b in short_runs:
+                reach = max(context_frames, b - a)
+                near = np.flatnonzero(valid[max(a - reach, 0) : min(b + reach, T)]) + max(a - reach, 0)
+                if (a, b) in at_end:  # one side only: a line, not a cubic flung past its data
+                    near = near[:context_frames] if a == 0 else near[-context_frames:]
+                deg = min(1 if (a, b) in at_end else 3, len(near) - 1)
+                t0 = time_s[a]  # centred for a well-conditioned fit
+                coef = np.polynomial.polynomial.polyfit(time_s[near] - t0, positions[near, m], deg)
+                out[a:b, m] = np.polynomial.polynomial.polyval(time_s[a:b] - t0, coef).T
+        elif short_runs and valid.sum() >= 2:
             spline = CubicSpline(time_s[valid], positions[valid, m], axis=0)
-            for a, b in runs:
-                if (a, b) not in long_runs:
-                    out[a:b, m] = spline(time_s[a:b])
+            for a, b in short_runs:
+                out[a:b, m] = spline(time_s[a:b])
         if long_runs:
             unfilled[m] = long_runs
     return out, unfilled

@@ -32,7 +32,7 @@ from models.keypoints import INDEX, LR_PAIRS, VIDEO_KEYPOINTS  # noqa: E402
 from pipeline.filtering import measurement_std, smooth_keypoints  # noqa: E402
 from pipeline.keypoints2d import read_keypoints_csv  # noqa: E402
 from pipeline.runner import StageContext, StageInputError  # noqa: E402
-from pipeline.triangulation import fix_single_camera_swaps, triangulate  # noqa: E402
+from pipeline.triangulation import fix_cross_view_swaps, triangulate  # noqa: E402
 
 PAIRS = [(INDEX[r], INDEX[l]) for r, l in LR_PAIRS]
 
@@ -83,7 +83,8 @@ def run_triangulate(ctx: StageContext) -> None:
     uv, conf = obs[..., :2], np.nan_to_num(obs[..., 2])
     swapped = np.zeros((len(times), len(cams), len(PAIRS)), bool)
     if cfg["fix_swaps"]:
-        uv, conf, swapped = fix_single_camera_swaps(cameras, uv, conf, PAIRS, min_conf=cfg["min_confidence"])
+        uv, conf, swapped = fix_cross_view_swaps(cameras, uv, conf, PAIRS, min_conf=cfg["min_confidence"],
+                                                   outlier_px=cfg["outlier_px"])
     tri = triangulate(cameras, uv, conf, min_conf=cfg["min_confidence"], outlier_px=cfg["outlier_px"])
     conf_used = np.where(tri.used, np.moveaxis(conf, 0, -1), 0.0)  # (F, K, C)
     n_used = tri.used.sum(axis=-1)

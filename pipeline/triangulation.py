@@ -3,6 +3,7 @@ rejected and left/right swaps made by a single camera undone using the other vie
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -105,38 +106,58 @@ def triangulate(cams: list[Camera], uv: np.ndarray, conf: np.ndarray, min_conf: 
     return Triangulation(pts.reshape(F, K, 3), mean_err.reshape(F, K), used.T.reshape(F, K, C))
 
 
-def fix_single_camera_swaps(cams: list[Camera], uv: np.ndarray, conf: np.ndarray, pairs: list[tuple[int, int]],
-                            min_conf: float = 0.4, gain: float = 0.5, undistorted: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Exchange a camera's left/right labels where that makes its views agree with the others.
+def fix_cross_view_swaps(cams: list[Camera], uv: np.ndarray, conf: np.ndarray, pairs: list[tuple[int, int]],
+                         min_conf: float = 0.4, outlier_px: float = 20.0, gain: float = 0.5,
+                         undistorted: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Exchange left/right labels in the cameras that disagree with the others' labelling.
 
-    For each camera, frame and (left, right) keypoint pair, the pair is triangulated from the other
-    cameras; the camera's labels are swapped when its swapped observations reproject closer than
-    ``gain`` times its own. Returns corrected uv, conf and the (frames, cameras, pairs) swap mask.
-    Needs 3 or more cameras (with 2 a swap cannot be told from a mistake of the other camera).
+    For each frame and (left, right) keypoint pair, every labelling of the cameras that see both
+    points is tried (each camera as labelled or exchanged; 2^(C-1) combinations up to a flip of
+    all): both points are triangulated and the labelling whose views agree best (reprojection
+    error, each view's capped at 3 x ``outlier_px`` so one wild point does not decide) wins if it
+    at least halves (``gain``) the error of the labels as given. Of a labelling and its mirror
+    image, the one that exchanges fewer cameras is applied; an even split is left alone. Needs 3 or
+    more cameras seeing the pair: with 2, a swap cannot be told from a mistake of the other camera
+    (each camera's own labels are made temporally consistent before, in pipeline/swaps.py).
+    Returns corrected uv, conf and the (frames, cameras, pairs) swap mask.
     """
-    C, F, K = conf.shape
+    C, F, _ = conf.shape
+    n = len(pairs)
     uv, conf = uv.copy(), conf.copy()
-    swapped = np.zeros((F, C, len(pairs)), bool)
-    if C < 3:
+    swapped = np.zeros((F, C, n), bool)
+    if C < 3 or n == 0:
         return uv, conf, swapped
     und = uv if undistorted else undistort_all(cams, uv)
     P = np.stack([c.P for c in cams])
     idx = np.array(pairs)
-    for c in range(C):
-        others = [o for o in range(C) if o != c]
-        sub_uv = und[others][:, :, idx.ravel()].reshape(C - 1, -1, 2)
-        sub_w = np.where(conf[others][:, :, idx.ravel()] >= min_conf, 1.0, 0.0).reshape(C - 1, -1)
-        pts = dlt(P[others], sub_uv, sub_w).reshape(F, len(pairs), 2, 3)
-        own = und[c][:, idx]  # (F, pairs, 2, 2)
-        proj = reprojection(P[c : c + 1], pts.reshape(-1, 3), own.reshape(1, -1, 2)).reshape(F, len(pairs), 2)
-        proj_sw = reprojection(P[c : c + 1], pts.reshape(-1, 3), own[:, :, ::-1].reshape(1, -1, 2)).reshape(F, len(pairs), 2)
-        ok = np.all(np.isfinite(proj), axis=-1) & np.all(np.isfinite(proj_sw), axis=-1)
-        ok &= np.all(conf[c][:, idx] >= min_conf, axis=-1)
-        swap = ok & (proj_sw.sum(-1) < gain * proj.sum(-1))
-        swapped[:, c] = swap
-        f_idx, p_idx = np.nonzero(swap)
-        left, right = idx[p_idx, 0], idx[p_idx, 1]
-        for arr in (uv, conf, und):
-            a, b = arr[c, f_idx, left].copy(), arr[c, f_idx, right].copy()
-            arr[c, f_idx, left], arr[c, f_idx, right] = b, a
+    a, b = und[:, :, idx[:, 0]].reshape(C, F * n, 2), und[:, :, idx[:, 1]].reshape(C, F * n, 2)
+    seen = ((conf[:, :, idx[:, 0]] >= min_conf) & (conf[:, :, idx[:, 1]] >= min_conf)).reshape(C, F * n)
+    seen &= np.all(np.isfinite(a), axis=-1) & np.all(np.isfinite(b), axis=-1)
+    w = seen.astype(float)
+    cap = 3 * outlier_px
+
+    def cost(flip: np.ndarray) -> np.ndarray:
+        ra, rb = np.where(flip[:, None, None], b, a), np.where(flip[:, None, None], a, b)
+        total = np.zeros(F * n)
+        for obs in (ra, rb):
+            with np.errstate(invalid="ignore"):
+                e = reprojection(P, dlt(P, obs, w), obs)
+            total += np.where(seen, np.minimum(np.nan_to_num(e, nan=cap), cap), 0.0).sum(0)
+        return total
+
+    combos = [np.array((False,) + bits) for bits in itertools.product((False, True), repeat=C - 1)]
+    costs = np.stack([cost(f) for f in combos])  # (combos, F * n); combos[0] = labels as given
+    best = np.argmin(costs, axis=0)
+    flip = np.stack(combos)[best].T & seen  # (C, F * n)
+    mirror = ~np.stack(combos)[best].T & seen
+    n_flip, n_mirror = flip.sum(0), mirror.sum(0)
+    flip = np.where(n_mirror < n_flip, mirror, flip)
+    decided = (n_flip != n_mirror) & (seen.sum(0) >= 3) & (costs[best, np.arange(F * n)] < gain * costs[0])
+    flip &= decided
+    swapped = flip.reshape(C, F, n).transpose(1, 0, 2)
+    c_idx, f_idx, p_idx = np.nonzero(flip.reshape(C, F, n))
+    left, right = idx[p_idx, 0], idx[p_idx, 1]
+    for arr in (uv, conf):
+        l_val, r_val = arr[c_idx, f_idx, left].copy(), arr[c_idx, f_idx, right].copy()
+        arr[c_idx, f_idx, left], arr[c_idx, f_idx, right] = r_val, l_val
     return uv, conf, swapped

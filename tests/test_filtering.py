@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 from filterpy.kalman import KalmanFilter
 
-from pipeline.filtering import butterworth, kalman_rts, motion_model, smooth_keypoints
+from pipeline.gaps import fill_gaps
+from pipeline.filtering import butterworth, kalman_rts, local_outliers, motion_model, smooth_keypoints
 
 
 def track(T=300, rate=60.0, noise=0.01, seed=0):
@@ -16,7 +17,7 @@ def track(T=300, rate=60.0, noise=0.01, seed=0):
 def test_batched_filter_equals_filterpy():
     _, truth, z = track()
     z[100:104] = np.nan
-    ours, _ = kalman_rts(z[:, None], np.full((len(z), 1), 0.01), 1 / 60, 50.0, 1e9)
+    ours = kalman_rts(z[:, None], np.full((len(z), 1), 0.01), 1 / 60, 50.0)
     F, Q = motion_model(1 / 60, 50.0)
     for axis in range(3):
         kf = KalmanFilter(dim_x=3, dim_z=1)
@@ -58,3 +59,51 @@ def test_butterworth_is_zero_lag_low_pass():
     slow, fast = np.sin(2 * np.pi * 1.0 * t), 0.2 * np.sin(2 * np.pi * 30.0 * t)
     out = butterworth((slow + fast)[:, None], 100.0, 6.0)[:, 0]
     assert np.abs(out[50:-50] - slow[50:-50]).max() < 0.02  # no phase lag, the 30 Hz part gone
+
+
+def test_outlier_after_a_gap_does_not_lock_the_filter_out():
+    # Forward-only gating accepted a wild point after a gap (uncertainty grown) and then rejected
+    # every true point after it, drifting by metres; gating against the two-sided track does not.
+    _, truth, z = track(noise=0.005)
+    z[100:110] = np.nan
+    z[110] += [0.5, -0.4, 0.3]
+    z[111] += [0.45, -0.35, 0.3]  # two wrong in a row
+    res = smooth_keypoints(z[:, None], 60.0, np.full((len(z), 1), 0.01))
+    assert res.rejected[[110, 111], 0].all() and res.rejected.sum() <= 4
+    err = np.linalg.norm(res.points_m[:, 0] - truth, axis=-1)
+    assert err[100:130].max() < 0.02 and np.sqrt(np.mean(err**2)) < 0.006
+
+
+def test_local_outliers_find_short_runs_and_spare_fast_motion():
+    t = np.arange(600) / 60.0
+    rng = np.random.default_rng(3)
+    # Fast, curved motion, 2 Hz at 0.25 m (3 m/s, 40 m/s^2; a hand flicking, a foot in running):
+    # nothing flagged.
+    fast = np.stack([0.25 * np.sin(2 * np.pi * 2 * t), 0.1 * np.cos(2 * np.pi * 4 * t), 0.5 * t], 1)
+    assert not local_outliers((fast + rng.normal(0, 0.004, fast.shape))[:, None]).any()
+    # Walking pace with a 1 Hz swing: a 3-frame run right after a gap and a single wrong point found.
+    truth = np.stack([1.2 * t, 0.3 * np.sin(2 * np.pi * 1 * t), 0.1 * np.cos(2 * np.pi * 1 * t)], 1)
+    z = truth + rng.normal(0, 0.004, truth.shape)
+    z[200:203] += [0.0, 0.3, 0.0]  # a swapped label, say
+    z[196:200] = np.nan
+    z[400] += [0.1, 0.0, 0.0]
+    found = local_outliers(z[:, None])[:, 0]
+    assert found[[200, 201, 202, 400]].all() and found.sum() == 4
+
+
+def test_gap_fill_over_noisy_samples_and_short_ends():
+    # A fit over a few frames each side fills a gap in noisy samples far better than a spline
+    # through every sample; a short gap at an end is extrapolated, a longer one is not.
+    t = np.arange(300) / 60.0
+    truth = np.stack([np.sin(t), 0.5 * np.cos(2 * t), 0.1 * t], 1)[:, None]
+    z = truth + np.random.default_rng(4).normal(0, 0.003, truth.shape)
+    z[100:112] = np.nan
+    z[:4] = np.nan
+    z[-20:] = np.nan
+    spline, _ = fill_gaps(t, z, 15)
+    local, unfilled = fill_gaps(t, z, 15, context_frames=6, end_frames=6)
+    err_spline = np.abs(spline[100:112] - truth[100:112]).max()
+    err_local = np.abs(local[100:112] - truth[100:112]).max()
+    assert err_local < 0.006 and err_local < err_spline
+    assert np.abs(local[:4] - truth[:4]).max() < 0.01
+    assert unfilled == {0: [(280, 300)]} and np.isnan(local[-20:]).all()

@@ -6,7 +6,7 @@ import pytest
 
 from biomech.trc import read_trc
 from calibration.camera import Camera, look_at
-from pipeline.triangulation import fix_single_camera_swaps, triangulate
+from pipeline.triangulation import fix_cross_view_swaps, triangulate
 from tests.conftest import DEMO_SESSION
 
 PAIRS = [(1, 2), (3, 4), (5, 6), (8, 9), (10, 11), (12, 13), (14, 17), (15, 18), (16, 19)]  # R/L in OpenCap order
@@ -83,7 +83,7 @@ def test_single_camera_left_right_swaps_are_undone(scene):
     frames = rng.random(len(X)) < 0.2
     for left, right in PAIRS:
         swapped[1, frames, left], swapped[1, frames, right] = noisy[1, frames, right], noisy[1, frames, left]
-    fixed, fixed_conf, mask = fix_single_camera_swaps(cams, swapped, conf, PAIRS)
+    fixed, fixed_conf, mask = fix_cross_view_swaps(cams, swapped, conf, PAIRS)
     assert np.array_equal(mask[:, 1].any(axis=1), frames)
     assert not mask[:, [0, 2, 3]].any()
     np.testing.assert_allclose(fixed, noisy)
