@@ -85,7 +85,8 @@ def run_triangulate(ctx: StageContext) -> None:
     if cfg["fix_swaps"]:
         uv, conf, swapped = fix_cross_view_swaps(cameras, uv, conf, PAIRS, min_conf=cfg["min_confidence"],
                                                    outlier_px=cfg["outlier_px"])
-    tri = triangulate(cameras, uv, conf, min_conf=cfg["min_confidence"], outlier_px=cfg["outlier_px"])
+    tri = triangulate(cameras, uv, conf, min_conf=cfg["min_confidence"], outlier_px=cfg["outlier_px"],
+                      outlier_scale=cfg["outlier_scale"])
     conf_used = np.where(tri.used, np.moveaxis(conf, 0, -1), 0.0)  # (F, K, C)
     n_used = tri.used.sum(axis=-1)
     mean_conf = np.where(n_used > 0, conf_used.sum(axis=-1) / np.maximum(n_used, 1), 0.0)
@@ -94,7 +95,7 @@ def run_triangulate(ctx: StageContext) -> None:
                         swaps_fixed=swapped.sum(axis=(0, 2)))
     ok = np.isfinite(tri.points_m[..., 0])
     err = tri.error_px[ok]
-    ctx.summary.update(frames=int(len(times)), triangulated=round(float(ok.mean()), 4),
+    ctx.summary.update(frames=int(len(times)), triangulated=round(float(ok.mean()), 4), outlier_px=round(tri.outlier_px, 1),
                        message=f"{len(times)} frames at {fps:.0f} Hz, {100 * ok.mean():.0f}% of points triangulated, "
                                f"reprojection error median {np.median(err) if err.size else float('nan'):.1f} px")
 

