@@ -123,13 +123,12 @@ def fix_cross_view_swaps(cams: list[Camera], uv: np.ndarray, conf: np.ndarray, p
                          undistorted: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Exchange left/right labels in the cameras that disagree with the others' labelling.
 
-    For each frame and (left, right) keypoint pair, every labelling of the cameras that see both
-    points is tried (each camera as labelled or exchanged; 2^(C-1) combinations up to a flip of
-    all): both points are triangulated and the labelling whose views agree best (reprojection
-    error, each view's capped at 3 x ``outlier_px`` so one wild point does not decide) wins if it
-    at least halves (``gain``) the error of the labels as given. Of a labelling and its mirror
-    image, the one that exchanges fewer cameras is applied; an even split is left alone. Needs 3 or
-    more cameras seeing the pair: with 2, a swap cannot be told from a mistake of the other camera
+    For each frame and (left, right) keypoint pair, exchanging the labels of every minority of the
+    cameras that see both points is tried (one camera, two of five, ...; at most three): both
+    points are triangulated and the labelling whose views agree best (reprojection error, each
+    view's capped at 3 x ``outlier_px`` so one wild point does not decide) wins if it at least
+    halves (``gain``) the error of the labels as given. An even split is left alone: it cannot be
+    told which half is right. Needs 3 or more cameras seeing the pair: with 2, a swap cannot be told from a mistake of the other camera
     (each camera's own labels are made temporally consistent before, in pipeline/swaps.py).
     Returns corrected uv, conf and the (frames, cameras, pairs) swap mask.
     """
@@ -157,15 +156,15 @@ def fix_cross_view_swaps(cams: list[Camera], uv: np.ndarray, conf: np.ndarray, p
             total += np.where(seen, np.minimum(np.nan_to_num(e, nan=cap), cap), 0.0).sum(0)
         return total
 
-    combos = [np.array((False,) + bits) for bits in itertools.product((False, True), repeat=C - 1)]
+    # The cameras to exchange: every minority set (a set and its complement give the same points
+    # with left and right exchanged; the smaller one is the fix), at most 3 cameras for big rigs.
+    most = min((C - 1) // 2, 3)
+    combos = [np.isin(np.arange(C), sub) for k in range(most + 1) for sub in itertools.combinations(range(C), k)]
     costs = np.stack([cost(f) for f in combos])  # (combos, F * n); combos[0] = labels as given
     best = np.argmin(costs, axis=0)
     flip = np.stack(combos)[best].T & seen  # (C, F * n)
-    mirror = ~np.stack(combos)[best].T & seen
-    n_flip, n_mirror = flip.sum(0), mirror.sum(0)
-    flip = np.where(n_mirror < n_flip, mirror, flip)
-    decided = (n_flip != n_mirror) & (seen.sum(0) >= 3) & (costs[best, np.arange(F * n)] < gain * costs[0])
-    flip &= decided
+    n_seen = seen.sum(0)
+    flip &= ((n_seen >= 3) & (2 * flip.sum(0) < n_seen) & (costs[best, np.arange(F * n)] < gain * costs[0]))[None]
     swapped = flip.reshape(C, F, n).transpose(1, 0, 2)
     c_idx, f_idx, p_idx = np.nonzero(flip.reshape(C, F, n))
     left, right = idx[p_idx, 0], idx[p_idx, 1]

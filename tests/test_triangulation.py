@@ -105,3 +105,23 @@ def test_outlier_threshold_follows_the_views_own_disagreement(scene):
     assert tri.used[others][:, :, :].mean() > 0.97  # (almost) every camera kept elsewhere
     fixed = triangulate(cams, bad, conf, outlier_scale=0.0)
     assert fixed.outlier_px == 20.0 and fixed.used[others].mean() < tri.used[others].mean()
+
+
+def test_cross_view_swaps_of_two_cameras_in_five_are_undone(scene):
+    # Any minority of cameras may swap in the same frame (the old one-camera-at-a-time check
+    # judged each camera against others that were themselves wrong).
+    X, cams4, uv4, conf4 = scene
+    extra = Camera("phone5", (1080, 1920), [[1400, 0, 540], [0, 1400, 960], [0, 0, 1]], [0, 0, 0, 0, 0],
+                   *look_at([3.8, 1.5, 0.0], [0, 0.9, 0]))
+    cams = cams4 + [extra]
+    uv = np.concatenate([uv4, extra.project(X)[None]]) + np.random.default_rng(6).normal(0, 2, (5,) + uv4.shape[1:])
+    conf = np.full(uv.shape[:3], 0.9)
+    swapped = uv.copy()
+    frames = np.arange(len(X)) % 7 == 3
+    for cam in (1, 3):
+        for left, right in PAIRS:
+            swapped[cam, frames, left], swapped[cam, frames, right] = uv[cam, frames, right], uv[cam, frames, left]
+    fixed, _, mask = fix_cross_view_swaps(cams, swapped, conf, PAIRS)
+    assert np.array_equal(mask[:, 1].any(axis=1), frames) and np.array_equal(mask[:, 3].any(axis=1), frames)
+    assert not mask[:, [0, 2, 4]].any()
+    np.testing.assert_allclose(fixed, uv)
