@@ -23,10 +23,10 @@ sys.path.insert(0, str(ROOT))
 from biomech.trc import read_trc  # noqa: E402
 from calibration.camera import Camera, look_at  # noqa: E402
 from pipeline.filtering import measurement_std, smooth_keypoints  # noqa: E402
+from pipeline.reconstruct import PAIRS  # noqa: E402
 from pipeline.swaps import fix_swaps  # noqa: E402
 from pipeline.triangulation import fix_cross_view_swaps, triangulate  # noqa: E402
 
-PAIRS = [(1, 2), (3, 4), (5, 6), (8, 9), (10, 11), (12, 13), (14, 17), (15, 18), (16, 19)]
 RATE = 60.0
 
 

@@ -35,9 +35,9 @@ def fill_gaps(time_s: np.ndarray, positions: np.ndarray, max_gap_frames: int, co
             continue
         runs = nan_runs(valid)
         at_end = [(a, b) for a, b in runs if a == 0 or b == T]
-        long_runs = [(a, b) for a, b in runs if b - a > max_gap_frames or (a, b) in at_end]
-        if context_frames > 0:
-            long_runs = [(a, b) for a, b in long_runs if not ((a, b) in at_end and b - a <= end_frames and valid.sum() >= 2)]
+        end_fill = context_frames > 0 and valid.sum() >= 2
+        long_runs = [(a, b) for a, b in runs
+                     if ((b - a > end_frames or not end_fill) if (a, b) in at_end else b - a > max_gap_frames)]
         short_runs = [r for r in runs if r not in long_runs]
         if short_runs and context_frames > 0:
             for a, b in short_runs:

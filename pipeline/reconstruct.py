@@ -3,12 +3,13 @@
 triangulate: every camera's keypoints are resampled onto one common timeline (the reference
 camera's clock, at its frame rate, over the time all cameras recorded), using the offsets from
 ``sync``; a keypoint is interpolated only between two frames that both have it. Left/right swaps
-that one camera makes are undone from the other views (3+ cameras), then points are triangulated
-with outlier-camera rejection (pipeline/triangulation.py).
+that a minority of the cameras make are undone from the other views (3+ cameras), then points are
+triangulated with outlier-camera rejection (pipeline/triangulation.py).
   points.npz   time_s (frames,), points_m (frames, 20, 3), error_px (frames, 20),
                used (frames, 20, cameras), confidence (frames, 20) mean of the cameras used
 
-filter: Kalman + RTS smoother + zero-lag Butterworth (pipeline/filtering.py).
+filter: wrong points removed, Kalman + RTS smoother, short gaps filled, zero-lag Butterworth
+(pipeline/filtering.py).
   keypoints.trc  the 20 video keypoints, metres, world frame (Y up), at the video rate
   quality.json   per keypoint: share of frames triangulated, mean cameras used, reprojection
                  error (mean, median, 95th percentile), measurements gated out, gaps left empty

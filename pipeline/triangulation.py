@@ -1,5 +1,5 @@
 """Confidence-weighted DLT triangulation, vectorised over frames and keypoints, with outlier cameras
-rejected and left/right swaps made by a single camera undone using the other views.
+rejected and left/right swaps made by a minority of the cameras undone using the other views.
 """
 from __future__ import annotations
 
@@ -128,8 +128,9 @@ def fix_cross_view_swaps(cams: list[Camera], uv: np.ndarray, conf: np.ndarray, p
     points are triangulated and the labelling whose views agree best (reprojection error, each
     view's capped at 3 x ``outlier_px`` so one wild point does not decide) wins if it at least
     halves (``gain``) the error of the labels as given. An even split is left alone: it cannot be
-    told which half is right. Needs 3 or more cameras seeing the pair: with 2, a swap cannot be told from a mistake of the other camera
-    (each camera's own labels are made temporally consistent before, in pipeline/swaps.py).
+    told which half is right. Needs 3 or more cameras seeing the pair: with 2, a swap cannot be
+    told from a mistake of the other camera (each camera's own labels are made temporally
+    consistent before, in pipeline/swaps.py).
     Returns corrected uv, conf and the (frames, cameras, pairs) swap mask.
     """
     C, F, _ = conf.shape
