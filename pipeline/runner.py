@@ -1,11 +1,18 @@
 """The stage runner: runs named stages per trial, caches their outputs, isolates failures.
 
 Each stage writes into its own folder ``output/<trial>/<stage>/`` together with a manifest
-(``_stage.json``) that records the fingerprint of everything that produced it: the stage's code
-version, its config sections, its parameters, the digests of the session files it reads and the
-output digests of the earlier stages it needs. A stage whose fingerprint is unchanged and whose
+(``_stage.json``) that records the fingerprint of everything that produced it: the code it ran
+(a digest of its modules' source and the versions of the libraries it calls), its config
+sections, its parameters, the digests of the session files it reads and the output digests of
+every stage it reads, of its own trial (``needs``, ``extra_needs``) and of the session's static
+trial (``static_needs``: the scaled model). A stage whose fingerprint is unchanged and whose
 outputs are intact is skipped; otherwise it runs into a scratch folder that replaces the old one
 only on success, so a crash never leaves half-written outputs behind.
+
+No output of an older run passes for current: when a stage fails, waits for a stage that did not
+finish, or was made from upstream outputs that are no longer there, its folder is moved aside to
+``output/<trial>/<stage>.stale/`` (with ``STALE.txt`` saying why), and so, in turn, is every
+stage made from it. The summary table says "blocked" or "FAILED" for them, never "done".
 """
 from __future__ import annotations
 
@@ -19,12 +26,15 @@ from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 from tqdm import tqdm
 
+from pipeline.code_digest import code_identity
 from pipeline.fingerprint import DigestCache, digest_json
 from pipeline.logs import get_logger
 from sessions.config import section_digest
 from sessions.session import TRIAL_KINDS, Session, Trial
 
 MANIFEST = "_stage.json"
+STALE_SUFFIX = ".stale"
+STALE_NOTE = "STALE.txt"
 T = TypeVar("T")
 
 # Outcome statuses, in the words the summary table prints.
@@ -67,27 +77,41 @@ class Stage:
 
     run: writes its outputs into ``ctx.out_dir``; ``None`` while the stage is not built yet.
     needs: earlier stages of the same trial whose outputs it reads.
+    extra_needs: config -> more stages of the same trial it reads under that config (the scale
+        and ik stages read the augment stage's markers only when the augmenter is used).
+    static_needs: stages of the session's static trial whose outputs it reads (the scaled model).
     config_sections: sections of config.yaml its outputs depend on.
     inputs: session files it reads (videos, mocap, calibration), hashed for the fingerprint.
     params: other values its outputs depend on (subject height, ...), part of the fingerprint.
-    version: bump when a code change alters the stage's outputs.
+    libraries: installed distributions whose versions its outputs depend on (opensim, mediapipe, ...).
     kinds: trial kinds it applies to.
     pending: for a stage not built yet, what will deliver it.
     unavailable: for a built stage, what it still waits for under the given config (None: ready).
+
+    The code a stage runs is part of its fingerprint automatically (pipeline/code_digest.py).
     """
 
     name: str
     run: Callable[[StageContext], None] | None
     needs: tuple[str, ...] = ()
+    extra_needs: Callable[[dict[str, Any]], tuple[str, ...]] = lambda config: ()
+    static_needs: tuple[str, ...] = ()
     config_sections: tuple[str, ...] = ()
     inputs: Callable[[StageContext], list[Path]] = lambda ctx: []
     params: Callable[[StageContext], dict[str, Any]] = lambda ctx: {}
-    version: str = "1"
+    libraries: tuple[str, ...] = ()
     kinds: tuple[str, ...] = TRIAL_KINDS
     pending: str = ""
     # For a built stage that still lacks something the project will ship (e.g. default weights):
     # config -> a "not available yet" note, or None when it can run.
     unavailable: Callable[[dict[str, Any]], str | None] | None = None
+
+    def requires(self, config: dict[str, Any]) -> tuple[str, ...]:
+        """Stages of the same trial this stage reads under ``config``."""
+        return tuple(dict.fromkeys(self.needs + tuple(self.extra_needs(config))))
+
+    def code(self) -> dict[str, Any]:
+        return code_identity(self.run.__module__, self.libraries) if self.run is not None else {}
 
 
 @dataclass
@@ -121,26 +145,56 @@ def _outputs_intact(folder: Path, manifest: dict[str, Any], digests: DigestCache
         return False
 
 
-def check_stage_order(stages: list[Stage]) -> None:
-    """Every stage's needs must come earlier in the list."""
+def check_stage_order(stages: list[Stage], config: dict[str, Any] | None = None) -> None:
+    """Every stage a stage reads must come earlier in the list."""
     seen: set[str] = set()
     for st in stages:
-        missing = [n for n in st.needs if n not in seen]
+        missing = [n for n in (st.requires(config) if config is not None else st.needs) if n not in seen]
         if missing:
             raise ValueError(f"stage {st.name!r} needs {missing}, which must come before it in run.stages")
         seen.add(st.name)
+
+
+def set_aside(folder: Path, reason: str) -> Path | None:
+    """Move a stage's outputs out of the way as ``<stage>.stale/`` with a note; None if there were none."""
+    if not folder.is_dir():
+        return None
+    stale = folder.with_name(folder.name + STALE_SUFFIX)
+    if stale.exists():
+        shutil.rmtree(stale)
+    folder.rename(stale)
+    (stale / STALE_NOTE).write_text(
+        f"These outputs are NOT current ({time.strftime('%Y-%m-%d %H:%M:%S')}): {reason}.\n"
+        f"They are kept only for reference; the stage's current outputs, once it succeeds again, are in "
+        f"{folder.name}/.\n")
+    return stale
+
+
+def upstream_key(trial: str, stage: str, own_trial: str) -> str:
+    """How a manifest names an upstream stage: ``stage`` for its own trial, ``trial/stage`` otherwise."""
+    return stage if trial == own_trial else f"{trial}/{stage}"
 
 
 class Runner:
     """Runs ``stages`` over a session's trials; see the module docstring."""
 
     def __init__(self, session: Session, stages: list[Stage], show_progress: bool | None = None):
-        check_stage_order(stages)
+        check_stage_order(stages, session.config)
         self.session = session
         self.stages = stages
         self.show_progress = session.config["run"]["progress"] if show_progress is None else show_progress
         self.digests = DigestCache(session.output_dir / ".cache" / "digests.json")
         self.log = get_logger()
+        self.status: dict[tuple[str, str], str] = {}  # (trial, stage) -> status in this run
+        self.static = next((t for t in session.trials if t.kind == "static"), None)
+
+    def upstream(self, stage: Stage, trial: Trial) -> list[tuple[str, str]]:
+        """(trial, stage) of every output ``stage`` reads for ``trial``."""
+        ups = [(trial.name, n) for n in stage.requires(self.session.config)]
+        if self.static is not None:
+            ups += [(self.static.name, n) for n in stage.static_needs if (self.static.name, n) not in ups
+                    and not (self.static.name == trial.name and n == stage.name)]
+        return ups
 
     def fingerprint(self, stage: Stage, ctx: StageContext) -> tuple[str, dict[str, Any]]:
         inputs = {}
@@ -150,12 +204,12 @@ class Runner:
                 raise StageInputError(f"{p}: input of stage {stage.name!r} not found")
             inputs[str(p)] = self.digests.digest(p)
         upstream = {}
-        for need in stage.needs:
-            m = read_manifest(ctx.stage_dir(need))
-            upstream[need] = digest_json(m["outputs"]) if m else None
+        for t, need in self.upstream(stage, ctx.trial):
+            m = read_manifest(ctx.stage_dir(need, t))
+            upstream[upstream_key(t, need, ctx.trial.name)] = digest_json(m["outputs"]) if m else None
         parts = {
             "stage": stage.name,
-            "version": stage.version,
+            "code": stage.code(),
             "config": section_digest(ctx.config, stage.config_sections),
             "params": stage.params(ctx),
             "inputs": inputs,
@@ -165,29 +219,40 @@ class Runner:
 
     def run_trial(self, trial: Trial, force_from: str | None = None) -> list[Outcome]:
         outcomes: list[Outcome] = []
-        status: dict[str, str] = {}
         forcing = False
         for stage in self.stages:
             forcing = forcing or stage.name == force_from
-            outcome = self._run_stage(stage, trial, status, forcing)
-            status[stage.name] = outcome.status
+            outcome = self._run_stage(stage, trial, forcing)
+            self.status[(trial.name, stage.name)] = outcome.status
             outcomes.append(outcome)
         return outcomes
 
-    def _run_stage(self, stage: Stage, trial: Trial, status: dict[str, str], force: bool) -> Outcome:
+    def _not_current(self, folder: Path, status: str, reason: str, outcome: Outcome) -> Outcome:
+        """An older run's outputs of a stage that did not produce current ones are moved aside."""
+        stale = set_aside(folder, f"stage {status}: {reason}")
+        if stale is not None:
+            self.log.warning("%s/%s: older outputs moved to %s (not current: %s)", outcome.trial, outcome.stage,
+                             stale, reason)
+            outcome.message = f"{outcome.message}; older outputs moved to {stale.name}/" if outcome.message else \
+                f"older outputs moved to {stale.name}/"
+        return outcome
+
+    def _run_stage(self, stage: Stage, trial: Trial, force: bool) -> Outcome:
         name, tname = stage.name, trial.name
+        final = self.session.output_dir / tname / name
         if trial.kind not in stage.kinds:
             return Outcome(tname, name, NOT_APPLICABLE, message=f"only for {'/'.join(stage.kinds)} trials")
-        waiting = [n for n in stage.needs if status.get(n) not in (DONE, UP_TO_DATE)]
+        waiting = [upstream_key(t, n, tname) for t, n in self.upstream(stage, trial)
+                   if self.status.get((t, n)) not in (DONE, UP_TO_DATE)]
         if waiting:
             msg = f"waits for {', '.join(waiting)}"
             self.log.debug("%s/%s: blocked, %s", tname, name, msg)
-            return Outcome(tname, name, BLOCKED, message=msg)
+            return self._not_current(final, BLOCKED, msg, Outcome(tname, name, BLOCKED, message=msg))
         pending = stage.pending if stage.run is None else (stage.unavailable(self.session.config) if stage.unavailable else None)
         if stage.run is None or pending:
             self.log.info("%s/%s: not available yet (%s)", tname, name, pending or "not built")
-            return Outcome(tname, name, UNAVAILABLE, message=pending or "")
-        final = self.session.output_dir / tname / name
+            return self._not_current(final, UNAVAILABLE, pending or "not built",
+                                     Outcome(tname, name, UNAVAILABLE, message=pending or ""))
         scratch = self.session.output_dir / tname / f".{name}.partial"
         ctx = StageContext(self.session, trial, self.session.config, scratch, self.show_progress)
         started = time.perf_counter()
@@ -210,7 +275,7 @@ class Runner:
                 "fingerprint": fp,
                 "made_from": parts,
                 "outputs": _outputs(scratch, self.digests),
-                "summary": ctx.summary,
+                "summary": _final_paths(ctx.summary, scratch, final),
                 "message": message,
                 "seconds": round(seconds, 3),
                 "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
@@ -226,17 +291,65 @@ class Runner:
             shutil.rmtree(scratch, ignore_errors=True)
             self.log.error("%s/%s: FAILED: %s", tname, name, exc)
             self.log.debug("%s", traceback.format_exc())
-            return Outcome(tname, name, FAILED, seconds, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            return self._not_current(final, FAILED, first, Outcome(tname, name, FAILED, seconds, first))
         finally:
             self.digests.save()
 
+    def trials_to_run(self, trial_names: list[str] | None) -> list[Trial]:
+        """The trials asked for, static first; the static trial joins when another needs its outputs."""
+        trials = [self.session.trial(n) for n in trial_names] if trial_names else list(self.session.trials)
+        if self.static is not None and self.static not in trials and any(s.static_needs for s in self.stages) \
+                and any(t.kind != "static" for t in trials):
+            self.log.info("trial %s runs first: %s read its %s", self.static.name, ", ".join(t.name for t in trials),
+                          ", ".join(sorted({n for s in self.stages for n in s.static_needs})))
+            trials.append(self.static)
+        trials.sort(key=lambda t: t.kind != "static")
+        return trials
+
     def run(self, trial_names: list[str] | None = None, force_from: str | None = None) -> list[Outcome]:
-        """Run every trial (static trials first, so later trials can use their results)."""
+        """Run the trials (static trials first, so later trials can use their results), then make sure
+        no stage folder of any trial was made from outputs that are no longer current."""
         if force_from is not None and force_from not in [s.name for s in self.stages]:
             raise ValueError(f"--from {force_from}: no such stage; stages are {[s.name for s in self.stages]}")
-        trials = [self.session.trial(n) for n in trial_names] if trial_names else list(self.session.trials)
-        trials.sort(key=lambda t: t.kind != "static")
         outcomes: list[Outcome] = []
-        for trial in trials:
+        for trial in self.trials_to_run(trial_names):
             outcomes += self.run_trial(trial, force_from)
+        for folder, reason in invalidate_inconsistent(self.session.output_dir, [t.name for t in self.session.trials]):
+            self.log.warning("%s: moved aside, %s", folder, reason)
         return outcomes
+
+
+def _final_paths(summary: dict[str, Any], scratch: Path, final: Path) -> dict[str, Any]:
+    """A stage's summary with scratch-folder paths replaced by where the files end up."""
+    text = json.dumps(summary, default=str).replace(json.dumps(str(scratch))[1:-1], json.dumps(str(final))[1:-1])
+    return json.loads(text)
+
+
+def invalidate_inconsistent(output_dir: Path, trials: list[str]) -> list[tuple[Path, str]]:
+    """Move aside every stage folder whose manifest names upstream outputs that differ from (or are
+    missing in) the current ones: a stage re-ran or failed after it was made. Repeats until stable,
+    so whole chains go. Returns (folder moved aside, reason)."""
+    moved: list[tuple[Path, str]] = []
+    changed = True
+    while changed:
+        changed = False
+        for trial in trials:
+            tdir = output_dir / trial
+            if not tdir.is_dir():
+                continue
+            for folder in sorted(p for p in tdir.iterdir() if p.is_dir() and not p.name.startswith(".")
+                                 and not p.name.endswith(STALE_SUFFIX)):
+                m = read_manifest(folder)
+                if m is None:
+                    continue
+                for key, digest in (m.get("made_from", {}).get("upstream") or {}).items():
+                    up_trial, _, up_stage = key.rpartition("/")
+                    current = read_manifest(output_dir / (up_trial or trial) / up_stage)
+                    if digest is None or current is None or digest_json(current["outputs"]) != digest:
+                        reason = f"made from outputs of {key} that are no longer current"
+                        set_aside(folder, reason)
+                        moved.append((folder, reason))
+                        changed = True
+                        break
+    return moved

