@@ -46,7 +46,7 @@ class IkResult:
     def summary(self) -> dict:
         rms = self.marker_rms_m[np.isfinite(self.marker_rms_m)]
         return {
-            "mot": str(self.mot_path),
+            "mot": self.mot_path.name,  # beside this summary
             "frames": int(len(self.time_s)),
             "marker_rms_mean_mm": round(float(np.mean(rms)) * 1000, 2) if len(rms) else None,
             "marker_rms_max_mm": round(float(np.max(rms)) * 1000, 2) if len(rms) else None,

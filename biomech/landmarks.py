@@ -165,3 +165,31 @@ JOINT_CENTRES = ("hjc", "mid_hip", "knee_centre", "ankle_centre", "gh", "neck", 
 
 def is_fixed(landmark: str) -> bool:
     return landmark.startswith(JOINT_CENTRES)
+
+
+# Which video keypoints place each body of the model: a marker on a body, and a coordinate of a joint
+# between two bodies, can only be trusted in frames where these keypoints were seen (or bridged over
+# a short gap). Used to leave empty only what a long keypoint gap really affects.
+BODY_KEYPOINTS = {
+    "pelvis": ("RHip", "LHip"),
+    "torso": ("Neck", "RShoulder", "LShoulder"),
+    **{f"{body}_{s}": kps for s, S in (("r", "R"), ("l", "L")) for body, kps in (
+        ("femur", (f"{S}Hip", f"{S}Knee")),
+        ("tibia", (f"{S}Knee", f"{S}Ankle")),
+        ("talus", (f"{S}Ankle", f"{S}Heel", f"{S}BigToe", f"{S}SmallToe")),
+        ("calcn", (f"{S}Ankle", f"{S}Heel", f"{S}BigToe", f"{S}SmallToe")),
+        ("toes", (f"{S}Heel", f"{S}BigToe", f"{S}SmallToe")),
+        ("humerus", (f"{S}Shoulder", f"{S}Elbow")),
+        ("ulna", (f"{S}Elbow", f"{S}Wrist")),
+        ("radius", (f"{S}Elbow", f"{S}Wrist")),
+        ("hand", (f"{S}Elbow", f"{S}Wrist")),
+    )},
+}
+
+
+def marker_keypoints() -> dict[str, tuple[str, ...]]:
+    """Marker name (every set) -> the video keypoints that place the body it sits on."""
+    from biomech.anthropometry import Dimensions, GENERIC_HEIGHT_M
+
+    body_of = {name: body for name, (body, _) in landmarks(Dimensions(GENERIC_HEIGHT_M)).items()}
+    return {marker: BODY_KEYPOINTS[body_of[lm]] for mset in MARKER_SETS.values() for marker, lm in mset.items()}

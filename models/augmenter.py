@@ -139,9 +139,22 @@ def load_augmenters(path: str | Path) -> list[Augmenter]:
 
 def augment(models: list[Augmenter], keypoints_m: np.ndarray, names: list[str], height_m: float, mass_kg: float,
             device: str = "cpu") -> tuple[list[str], np.ndarray]:
-    """Run every model; returns marker names and (frames, markers, 3) metres."""
-    if not np.all(np.isfinite(keypoints_m)):
-        raise AugmenterError("augmenter input has missing samples; fill gaps before augmenting")
+    """Run every model; returns marker names and (frames, markers, 3) metres.
+
+    Only the keypoints the models read (and the hips, their reference) must be complete; the error
+    names each incomplete one and its frames (1-based, inclusive)."""
+    used = list(dict.fromkeys([k for m in models for k in m.keypoints] + ["RHip", "LHip"]))
+    holes = {}
+    for k in used:
+        if k not in names:
+            raise AugmenterError(f"augmenter input lacks keypoint {k!r} (it has {names})")
+        bad = ~np.all(np.isfinite(keypoints_m[:, names.index(k)]), axis=-1)
+        if bad.any():
+            edges = np.flatnonzero(np.diff(np.concatenate([[0], bad.astype(int), [0]])))
+            holes[k] = ", ".join(f"{a + 1}-{b}" for a, b in zip(edges[::2], edges[1::2]))
+    if holes:
+        raise AugmenterError("augmenter input has missing samples (" + "; ".join(f"{k}: frames {v}" for k, v in holes.items())
+                             + "); fill or bridge those gaps before augmenting")
     names_out, parts = [], []
     for m in models:
         parts.append(m.predict(keypoints_m, names, height_m, mass_kg, device))

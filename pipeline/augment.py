@@ -2,9 +2,12 @@
 
 Input:  output/<trial>/filter/keypoints.trc  (the 20 video keypoints, metres, OpenSim frame)
 Output: output/<trial>/augment/markers.trc   (the video keypoints plus the 43 _study markers)
+        output/<trial>/augment/gaps.json     keypoint gaps filled / bridged, markers left empty per frame
 """
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +15,8 @@ import torch
 
 from biomech.trc import MarkerTable, read_trc, write_trc
 from models.augmenter import AugmenterError, augment, load_augmenter_file
-from pipeline.gaps import fill_gaps
+from biomech.landmarks import marker_keypoints
+from pipeline.gaps import fill_gaps, nan_runs
 from pipeline.runner import StageContext, StageInputError
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "models" / "weights" / "augmenter.pt"
@@ -37,64 +41,119 @@ def pick_device(setting: str) -> str:
     return setting
 
 
-def _bridge(time_s: np.ndarray, positions: np.ndarray, runs: dict[int, list[tuple[int, int]]]) -> np.ndarray:
-    """Bridge long gaps linearly (ends held) so a network can run through them; (frames, K, 3)."""
+# Stand-in for a keypoint never seen in the whole trial (so the network can run): the nearest
+# keypoint up the chain. Every marker that depends on it is left empty anyway.
+STAND_IN = {"RWrist": "RElbow", "LWrist": "LElbow", "RElbow": "RShoulder", "LElbow": "LShoulder",
+            "RShoulder": "Neck", "LShoulder": "Neck", "Neck": "midHip"}
+
+
+def bridge_gaps(time_s: np.ndarray, positions: np.ndarray, names: list[str],
+                runs: dict[int, list[tuple[int, int]]]) -> np.ndarray:
+    """Bridge long gaps linearly (ends held) so a network can run through them; (frames, K, 3).
+
+    A keypoint with no sample at all takes its ``STAND_IN``'s trajectory."""
     out = positions.copy()
-    for m in runs:
+    for m in sorted(runs, key=lambda m: names[m] in STAND_IN):
         valid = np.all(np.isfinite(out[:, m]), axis=1)
         if valid.any():
             for a in range(3):
                 out[:, m, a] = np.interp(time_s, time_s[valid], out[valid, m, a])
+    for m in runs:
+        sub = names[m]
+        while not np.all(np.isfinite(out[:, m])) and sub in STAND_IN and STAND_IN[sub] in names:
+            sub = STAND_IN[sub]
+            out[:, m] = out[:, names.index(sub)]
     return out
 
 
-def augment_table(table: MarkerTable, models, height_m: float, mass_kg: float, max_gap_s: float,
-                  floor_offset: bool, device: str = "cpu", source: str = "",
-                  warn=lambda msg: None) -> MarkerTable:
-    """Keypoints table -> table of keypoints plus augmented markers (same frames).
+@dataclass
+class AugmentResult:
+    """The augmented table and what was done about gaps.
 
-    Gaps up to ``max_gap_s`` are filled. A longer gap in a keypoint the first (lower-body) model
-    needs is an error naming it and its frames. A longer gap in a keypoint only a later model
-    needs (an arm hidden behind the body) does not stop the trial: that model runs through a
-    linear bridge and its markers are left empty (NaN) over the gap, which IK skips frame by
-    frame; ``warn`` is told which.
+    filled: keypoint -> frame runs (start, stop) filled by interpolation (at most ``max_gap_s``).
+    bridged: keypoint -> frame runs bridged for the network only (longer gaps, or at the trial's ends).
+    emptied: (frames, markers) True where a marker was left empty because a keypoint it depends on
+        was bridged; columns follow ``marker_names``.
+    """
+
+    table: MarkerTable
+    filled: dict[str, list[tuple[int, int]]]
+    bridged: dict[str, list[tuple[int, int]]]
+    marker_names: list[str]
+    emptied: np.ndarray
+
+    def report(self, core: list[str] | tuple[str, ...] = ()) -> dict:
+        """JSON-ready: per keypoint the runs (1-based, inclusive frames) and per marker the empty frames;
+        the share of frames with any keypoint bridged, and with any of ``core`` bridged."""
+        frames = len(self.table.time_s)
+        runs = lambda d: {k: [[int(a) + 1, int(b)] for a, b in v] for k, v in d.items()}
+
+        def share(keys) -> float:
+            hit = np.zeros(frames, bool)
+            for k in keys:
+                for a, b in self.bridged.get(k, []):
+                    hit[a:b] = True
+            return round(float(hit.mean()), 4) if frames else 0.0
+
+        return {
+            "frames": frames,
+            "filled": runs(self.filled),
+            "bridged": runs(self.bridged),
+            "bridged_frame_share": share(self.bridged),
+            "bridged_core_frame_share": share(core),
+            "core_keypoints": list(core),
+            "markers_emptied_frames": {m: int(n) for m, n in zip(self.marker_names, self.emptied.sum(axis=0)) if n},
+        }
+
+
+def augment_table(table: MarkerTable, models, height_m: float, mass_kg: float, max_gap_s: float,
+                  floor_offset: bool, device: str = "cpu", source: str = "") -> AugmentResult:
+    """Keypoints table (frames, K) -> keypoints plus augmented markers (same frames).
+
+    Gaps up to ``max_gap_s`` are filled. Longer gaps (and gaps at the trial's ends, which the filter
+    stage leaves only in keypoints outside the analysable span's list) never stop the trial: the
+    networks run through a linear bridge and every marker that depends on the missing keypoint
+    (``biomech.landmarks.marker_keypoints``: the keypoints that place its body) is left empty (NaN)
+    over the gap, which IK skips frame by frame. A marker whose dependencies are not known depends on
+    every keypoint its model reads.
     """
     max_gap = int(round(max_gap_s * table.rate_hz))
     filled, unfilled = fill_gaps(table.time_s, table.positions_m, max_gap)
-    long_runs = {table.names[m]: runs for m, runs in unfilled.items()}
-    essential = set(models[0].keypoints) | {"RHip", "LHip"} if models else set()
-    bad = {k: runs for k, runs in long_runs.items() if k in essential}
-    if bad:
-        detail = "; ".join(f"{k}: frames " + ", ".join(f"{a + 1}-{b}" for a, b in runs) for k, runs in bad.items())
-        raise StageInputError(f"{source}: keypoint gaps longer than {max_gap_s} s (or at the trial's ends) cannot be augmented: {detail}. "
-                              "Trim the trial or improve camera coverage of those keypoints")
-    masks = {}  # model name -> (frames,) True where its outputs are not trustworthy
-    for model in models[1:]:
-        gaps = {k: runs for k, runs in long_runs.items() if k in model.keypoints}
-        if gaps:
-            mask = np.zeros(len(table.time_s), bool)
-            for runs in gaps.values():
-                for a, b in runs:
-                    mask[a:b] = True
-            masks[model.name] = mask
-            warn(f"{source}: {', '.join(gaps)} missing for more than {max_gap_s} s; the {model.name} model's markers "
-                 f"are left empty in those {int(mask.sum())} frames")
-    net_input = _bridge(table.time_s, filled, unfilled) if masks else filled
+    names = table.names
+    gap_runs = {names[m]: runs for m, runs in unfilled.items()}
+    short = {}
+    for m in range(len(names)):
+        valid = np.all(np.isfinite(table.positions_m[:, m]), axis=1)
+        runs = [r for r in nan_runs(valid) if r not in unfilled.get(m, [])]
+        if runs:
+            short[names[m]] = runs
+    net_input = bridge_gaps(table.time_s, filled, names, unfilled) if unfilled else filled
     try:
-        names, markers = augment(models, net_input, table.names, height_m, mass_kg, device)
+        marker_names, markers = augment(models, net_input, names, height_m, mass_kg, device)
     except AugmenterError as exc:
         raise StageInputError(f"{source}: {exc}") from None
-    start = 0
+    deps = marker_keypoints()
+    frames = len(table.time_s)
+    gap_mask = {k: np.zeros(frames, bool) for k in gap_runs}
+    for k, runs in gap_runs.items():
+        for a, b in runs:
+            gap_mask[k][a:b] = True
+    emptied = np.zeros((frames, len(marker_names)), bool)
+    col = 0
     for model in models:
-        if model.name in masks:
-            markers[masks[model.name], start:start + len(model.markers)] = np.nan
-        start += len(model.markers)
+        for marker in model.markers:
+            for k in deps.get(marker, model.keypoints):
+                if k in gap_mask:
+                    emptied[:, col] |= gap_mask[k]
+            col += 1
+    markers[emptied] = np.nan
     positions = np.concatenate([filled, markers], axis=1)  # keypoints keep their long gaps empty
     if floor_offset:
-        feet = [table.names.index(k) for k in FOOT_KEYPOINTS if k in table.names]
+        feet = [names.index(k) for k in FOOT_KEYPOINTS if k in names]
         if feet:
             positions[..., 1] -= np.nanpercentile(filled[:, feet, 1], 1)
-    return MarkerTable(table.time_s, table.names + names, positions, table.rate_hz)
+    out = MarkerTable(table.time_s, names + marker_names, positions, table.rate_hz)
+    return AugmentResult(out, short, gap_runs, marker_names, emptied)
 
 
 def run_augment(ctx: StageContext) -> None:
@@ -104,12 +163,29 @@ def run_augment(ctx: StageContext) -> None:
     models, meta = load_augmenter_file(path)
     device = pick_device(cfg["device"])
     subject = ctx.session.subject
-    warnings: list[str] = []
-    out = augment_table(read_trc(src), models, subject.height_m, subject.mass_kg, cfg["max_gap_s"], cfg["floor_offset"], device,
-                        str(src), warn=warnings.append)
+    res = augment_table(read_trc(src), models, subject.height_m, subject.mass_kg, cfg["max_gap_s"], cfg["floor_offset"],
+                        device, str(src))
+    out = res.table
+    report = res.report(core=models[0].keypoints if models else ())  # the first (lower-body) model's inputs
+    warnings = []
+    for k, runs in report["bridged"].items():
+        emptied = sorted(m for m in report["markers_emptied_frames"] if k in marker_keypoints().get(m, ()))
+        warnings.append(f"{k} missing for more than {cfg['max_gap_s']} s at frames "
+                        + ", ".join(f"{a}-{b}" for a, b in runs)
+                        + (f"; markers left empty there: {', '.join(emptied)}" if emptied else ""))
     for w in warnings:
         ctx.log.warning("%s/augment: %s", ctx.trial.name, w)
     write_trc(ctx.out_dir / "markers.trc", out)
+    (ctx.out_dir / "gaps.json").write_text(json.dumps(report, indent=2))
     ctx.summary.update(markers=len(out.names), frames=len(out.time_s), device=device, weights=str(path),
                        weights_source=meta.get("source", ""), warnings=warnings,
-                       message=f"{len(out.names)} markers x {len(out.time_s)} frames on {device}")
+                       bridged_frame_share=report["bridged_frame_share"],
+                       bridged_core_frame_share=report["bridged_core_frame_share"],
+                       message=f"{len(out.names)} markers x {len(out.time_s)} frames on {device}"
+                               + (f", {100 * report['bridged_frame_share']:.0f}% of frames with a keypoint bridged "
+                                  f"(dependent markers left empty there)" if report["bridged"] else ""))
+
+
+def load_gap_report(stage_dir: Path) -> dict:
+    """The augment stage's gaps.json (see ``AugmentResult.report``)."""
+    return json.loads((stage_dir / "gaps.json").read_text())

@@ -13,20 +13,23 @@ Outputs:
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from biomech.anthropometry import GENERIC_HEIGHT_M
 from biomech.ik import resolve_weights, run_ik
-from biomech.landmarks import MARKER_SETS
+from biomech.landmarks import BODY_KEYPOINTS, MARKER_SETS
 from biomech.measurements import measurements_for
 from biomech.model_builder import DEFAULT_MODEL, MODEL_NAME
-from biomech.mot import read_mot
+from biomech.mot import read_mot, write_mot
 from biomech.opensim_env import load_model, osim
 from biomech.scaling import scale_with_measurements, scale_with_setup
 from biomech.synthetic_motion import scaled_copy
 from biomech.trc import read_trc
+from models.keypoints import VIDEO_KEYPOINTS
+from pipeline.augment import load_gap_report
 from pipeline.runner import StageContext, StageInputError
 
 PLOTTED = [("pelvis_tilt", "pelvis_list", "pelvis_rotation"), ("hip_flexion_r", "hip_flexion_l"),
@@ -153,9 +156,12 @@ def run_ik_stage(ctx: StageContext) -> None:
     result = run_ik(model, trc_path, ctx.out_dir, name=ctx.trial.name, weights=weights,
                     setup_xml=cfg["setup"] or None, accuracy=float(cfg["accuracy"]), flag_rms_m=cfg["flag_rms_mm"] / 1000,
                     coordinate_weights=coord_w)
+    emptied = empty_unseen_coordinates(model, result.mot_path, keypoint_gaps(ctx, source, trc_path))
     s = result.summary()
     out_of_range = coordinates_out_of_range(model, result.mot_path)
     ctx.summary.update(markers=source, frames=s["frames"], marker_rms_mean_mm=s["marker_rms_mean_mm"],
+                       flagged_share=round(len(s["flagged_frames"]) / max(s["frames"], 1), 4),
+                       coordinates_emptied_frames=emptied,
                        marker_rms_max_mm=s["marker_rms_max_mm"], flagged_frames=len(s["flagged_frames"]),
                        frames_per_second=s["frames_per_second"], out_of_range=out_of_range,
                        message=f"{s['frames']} frames, marker RMS {s['marker_rms_mean_mm']} mm, "
@@ -163,11 +169,68 @@ def run_ik_stage(ctx: StageContext) -> None:
     if s["flagged_frames"]:
         ctx.log.warning("%s/ik: %d frames with marker RMS over %.0f mm (first: %s); their angles are less reliable",
                         ctx.trial.name, len(s["flagged_frames"]), cfg["flag_rms_mm"], s["flagged_frames"][:5])
+    if emptied:
+        ctx.log.warning("%s/ik: joint angles left empty where a keypoint they depend on was not seen: %s",
+                        ctx.trial.name, ", ".join(f"{k} ({v} frames)" for k, v in emptied.items()))
     if out_of_range:
         ctx.log.warning("%s/ik: outside the model's range of motion: %s", ctx.trial.name,
                         ", ".join(f"{k} ({v} frames)" for k, v in out_of_range.items()))
     if ctx.config["ik"]["plot"]:
         plot_angles(result.mot_path, result.time_s, result.marker_rms_m, cfg["flag_rms_mm"], ctx.out_dir / "angles.png")
+
+
+def keypoint_gaps(ctx: StageContext, source: str, trc_path: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(time_s of the marker file, keypoint -> (frames,) True where it was not seen and only bridged)."""
+    trc = read_trc(trc_path)
+    if source == "augmented":
+        report = load_gap_report(ctx.stage_dir("augment"))
+        gaps = {}
+        for k, runs in report["bridged"].items():
+            mask = np.zeros(len(trc.time_s), bool)
+            for a, b in runs:
+                mask[a - 1:b] = True
+            gaps[k] = mask
+        return trc.time_s, gaps
+    return trc.time_s, {k: ~np.all(np.isfinite(trc.marker(k)), axis=1) for k in VIDEO_KEYPOINTS
+                        if k in trc.names and not np.all(np.isfinite(trc.marker(k)))}
+
+
+def coordinate_keypoints(model: osim.Model) -> dict[str, set[str]]:
+    """Coordinate -> video keypoints that place the two bodies its joint connects (empty set for a
+    model whose body names we do not know: nothing is left out then)."""
+    out = {}
+    cs = model.getCoordinateSet()
+    for i in range(cs.getSize()):
+        c = cs.get(i)
+        joint = c.getJoint()
+        bodies = [joint.getParentFrame().findBaseFrame().getName(), joint.getChildFrame().findBaseFrame().getName()]
+        out[c.getName()] = {k for b in bodies for k in BODY_KEYPOINTS.get(b, ())}
+    return out
+
+
+def empty_unseen_coordinates(model_path: Path, mot_path: Path,
+                             gaps: tuple[np.ndarray, dict[str, np.ndarray]]) -> dict[str, int]:
+    """Set to NaN, in the .mot, every coordinate in the frames where a keypoint it depends on was only
+    bridged; returns coordinate -> frames emptied."""
+    time_s, masks = gaps
+    if not masks:
+        return {}
+    mot = read_mot(mot_path)
+    rows = np.clip(np.searchsorted(time_s, mot.time_s - 1e-9), 0, len(time_s) - 1)
+    deps = coordinate_keypoints(load_model(model_path))
+    values = mot.values.copy()
+    emptied = {}
+    for j, name in enumerate(mot.names):
+        bad = np.zeros(len(mot.time_s), bool)
+        for k in deps.get(name, ()):
+            if k in masks:
+                bad |= masks[k][rows]
+        if bad.any():
+            values[bad, j] = np.nan
+            emptied[name] = int(bad.sum())
+    if emptied:
+        write_mot(mot_path, replace(mot, values=values), in_degrees=True, name=mot_path.stem)
+    return emptied
 
 
 def coordinates_out_of_range(model_path: Path, mot_path: Path) -> dict[str, int]:

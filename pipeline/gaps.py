@@ -56,3 +56,18 @@ def fill_gaps(time_s: np.ndarray, positions: np.ndarray, max_gap_frames: int, co
         if long_runs:
             unfilled[m] = long_runs
     return out, unfilled
+
+
+def analysable_span(present: np.ndarray) -> tuple[int, int] | None:
+    """(start, stop) frames from the first to the last frame where every keypoint is present.
+
+    present: (frames, keypoints) bool. Frames before and after are what the trial loses at its ends
+    (a foot still out of view when the recording starts); None when no frame has them all.
+    """
+    full = np.flatnonzero(present.all(axis=1))
+    return (int(full[0]), int(full[-1]) + 1) if full.size else None
+
+
+def describe_runs(runs: list[tuple[int, int]]) -> str:
+    """'1-15, 184-216': (start, stop) runs as 1-based inclusive frame ranges."""
+    return ", ".join(f"{a + 1}-{b}" for a, b in runs)

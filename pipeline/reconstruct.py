@@ -10,7 +10,9 @@ triangulated with outlier-camera rejection (pipeline/triangulation.py).
 
 filter: wrong points removed, Kalman + RTS smoother, short gaps filled, zero-lag Butterworth
 (pipeline/filtering.py).
-  keypoints.trc  the 20 video keypoints, metres, world frame (Y up), at the video rate
+  keypoints.trc  the 20 video keypoints, metres, world frame (Y up), at the video rate, over the
+                 trial's analysable span: frames at the ends where a keypoint of filter.span_keypoints
+                 is still missing after gap filling are trimmed (quality.json "span" says what and why)
   quality.json   per keypoint: share of frames triangulated, mean cameras used, reprojection
                  error (mean, median, 95th percentile), measurements gated out, gaps left empty
   keypoints.png  raw and filtered trajectories of a few keypoints, to check by eye
@@ -31,6 +33,7 @@ from calibration.camera import CameraFileError  # noqa: E402
 from calibration.session_calibration import session_cameras  # noqa: E402
 from models.keypoints import INDEX, LR_PAIRS, VIDEO_KEYPOINTS  # noqa: E402
 from pipeline.filtering import measurement_std, smooth_keypoints  # noqa: E402
+from pipeline.gaps import analysable_span, describe_runs, nan_runs  # noqa: E402
 from pipeline.keypoints2d import read_keypoints_csv  # noqa: E402
 from pipeline.runner import StageContext, StageInputError  # noqa: E402
 from pipeline.triangulation import fix_cross_view_swaps, triangulate  # noqa: E402
@@ -91,14 +94,38 @@ def run_triangulate(ctx: StageContext) -> None:
     conf_used = np.where(tri.used, np.moveaxis(conf, 0, -1), 0.0)  # (F, K, C)
     n_used = tri.used.sum(axis=-1)
     mean_conf = np.where(n_used > 0, conf_used.sum(axis=-1) / np.maximum(n_used, 1), 0.0)
-    np.savez_compressed(ctx.out_dir / "points.npz", time_s=times, points_m=tri.points_m, error_px=tri.error_px,
-                        used=tri.used, confidence=mean_conf, cameras=np.array(cams),
-                        swaps_fixed=swapped.sum(axis=(0, 2)))
+    seen = np.moveaxis(conf >= cfg["min_confidence"], 0, -1)  # (F, K, C) which camera saw each point
     ok = np.isfinite(tri.points_m[..., 0])
+    if not ok.any():
+        raise StageInputError(f"{ctx.trial.name}: no keypoint could be triangulated in any frame. "
+                              + _seen_report(cams, seen, np.ones_like(ok), list(VIDEO_KEYPOINTS))
+                              + f". A point needs at least 2 cameras that see it with confidence >= "
+                              f"triangulate.min_confidence ({cfg['min_confidence']}); check that setting, that every "
+                              "phone films the whole body, and the calibration (calibration/cameras.yaml)")
+    np.savez_compressed(ctx.out_dir / "points.npz", time_s=times, points_m=tri.points_m, error_px=tri.error_px,
+                        used=tri.used, confidence=mean_conf, cameras=np.array(cams), seen=seen,
+                        swaps_fixed=swapped.sum(axis=(0, 2)))
     err = tri.error_px[ok]
     ctx.summary.update(frames=int(len(times)), triangulated=round(float(ok.mean()), 4), outlier_px=round(tri.outlier_px, 1),
+                       reprojection_px_median=round(float(np.median(err)), 2),
+                       image_height_px=int(min(min(c.image_size) for c in cameras)),
                        message=f"{len(times)} frames at {fps:.0f} Hz, {100 * ok.mean():.0f}% of points triangulated, "
                                f"reprojection error median {np.median(err) if err.size else float('nan'):.1f} px")
+
+
+def _seen_report(cams: list[str], seen: np.ndarray, where: np.ndarray, names: list[str]) -> str:
+    """Plain words on which cameras saw the named keypoints in the frames ``where`` (F, K) marks.
+
+    seen: (F, K, C) bool."""
+    parts = []
+    for name in names:
+        k = INDEX[name]
+        frames = where[:, k]
+        if not frames.any():
+            continue
+        shares = ", ".join(f"{c} {100 * seen[frames, k, i].mean():.0f}%" for i, c in enumerate(cams))
+        parts.append(f"{name} (seen by {shares} of those frames)")
+    return "; ".join(parts)
 
 
 def activity_cutoff(ctx: StageContext, cfg: dict) -> float:
@@ -135,14 +162,19 @@ def run_filter(ctx: StageContext) -> None:
     cfg = ctx.config["filter"]
     with np.load(ctx.stage_dir("triangulate") / "points.npz") as z:
         time_s, pts, err, used, conf = z["time_s"], z["points_m"], z["error_px"], z["used"], z["confidence"]
+        z_cams = [str(c) for c in z["cameras"]]
+        z_seen = z["seen"] if "seen" in z else used
     rate = 1.0 / float(np.median(np.diff(time_s)))
     cutoff = activity_cutoff(ctx, cfg)
     std = measurement_std(err, np.where(conf > 0, conf, np.nan), cfg["measurement_std_m"], cfg["reprojection_ref_px"])
     res = smooth_keypoints(pts, rate, std, jerk_std=cfg["jerk_std"], gate_sigma=cfg["gate_sigma"], cutoff_hz=cutoff,
                            max_gap_s=cfg["max_gap_s"])
-    table = MarkerTable(time_s - time_s[0], list(VIDEO_KEYPOINTS), res.points_m, rate)
+    span = trial_span(ctx, cfg, pts, res.points_m, rate, z_seen, z_cams)
+    a, b = span["frames"]
+    table = MarkerTable((time_s - time_s[0])[a:b], list(VIDEO_KEYPOINTS), res.points_m[a:b], rate)
     write_trc(ctx.out_dir / "keypoints.trc", table)
-    quality: dict = {"rate_hz": round(rate, 3), "cutoff_hz": cutoff, "frames": int(len(time_s)), "keypoints": {}}
+    quality: dict = {"rate_hz": round(rate, 3), "cutoff_hz": cutoff, "frames": int(len(time_s)),
+                     "span": {k: v for k, v in span.items() if k != "frames"}, "keypoints": {}}
     for k, name in enumerate(VIDEO_KEYPOINTS):
         ok = np.isfinite(pts[:, k, 0])
         e = err[ok, k]
@@ -163,5 +195,57 @@ def run_filter(ctx: StageContext) -> None:
         ctx.log.info("%s: %s has gaps left empty at frames %s", ctx.trial.name, name,
                      ", ".join(f"{a + 1}-{b}" for a, b in runs))
     all_err = err[np.isfinite(err)]
-    ctx.summary.update(cutoff_hz=cutoff, message=f"{len(time_s)} frames, cutoff {cutoff:g} Hz, reprojection "
-                       f"mean {all_err.mean() if all_err.size else float('nan'):.1f} px, {len(gaps)} keypoints with gaps left empty")
+    trimmed = span["trimmed_start_s"] + span["trimmed_end_s"]
+    ctx.summary.update(cutoff_hz=cutoff, span_share=span["share"], span_s=[span["start_s"], span["end_s"]],
+                       filled_frame_share=span["filled_frame_share"],
+                       message=f"{len(time_s)} frames, cutoff {cutoff:g} Hz, reprojection "
+                       f"mean {all_err.mean() if all_err.size else float('nan'):.1f} px, {len(gaps)} keypoints with gaps left empty"
+                       + (f", {trimmed:.2f} s trimmed at the ends (span {span['start_s']:.2f}-{span['end_s']:.2f} s)"
+                          if trimmed > 0 else ""))
+    if trimmed > 0:
+        ctx.log.warning("%s: analysable span %.2f-%.2f s of %.2f s: %s", ctx.trial.name, span["start_s"], span["end_s"],
+                        span["duration_s"], "; ".join(f"{k} {v}" for k, v in span["limited_by"].items()))
+
+
+def trial_span(ctx: StageContext, cfg: dict, raw: np.ndarray, smooth: np.ndarray, rate: float, seen: np.ndarray,
+               cams: list[str]) -> dict:
+    """The analysable span of the trial (frames where every ``filter.span_keypoints`` is present after
+    gap filling) and what limits it; raises when it is shorter than ``filter.min_span_s``.
+
+    raw, smooth: (frames, 20, 3) triangulated and filtered keypoints; seen: (frames, 20, cameras)."""
+    names = list(cfg["span_keypoints"])
+    unknown = [n for n in names if n not in INDEX]
+    if unknown:
+        raise StageInputError(f"filter.span_keypoints names unknown keypoints {unknown}; known: {list(VIDEO_KEYPOINTS)}")
+    idx = [INDEX[n] for n in names]
+    present = np.isfinite(smooth[:, idx, 0])
+    frames = len(smooth)
+    span = analysable_span(present)
+    a, b = span if span else (0, 0)
+    if (b - a) / rate < cfg["min_span_s"]:
+        missing = ~np.isfinite(smooth[..., 0])
+        worst = sorted(names, key=lambda n: -missing[:, INDEX[n]].mean())
+        worst = [n for n in worst if missing[:, INDEX[n]].any()][:6]
+        detail = "; ".join(f"{n} missing at frames {describe_runs(nan_runs(~missing[:, INDEX[n]]))}" for n in worst)
+        raise StageInputError(
+            f"{ctx.trial.name}: the body cannot be reconstructed: the keypoints filter.span_keypoints lists are present "
+            f"together for only {(b - a) / rate:.2f} s (filter.min_span_s = {cfg['min_span_s']} s). {detail}. Cameras: "
+            + _seen_report(cams, seen, missing, worst)
+            + ". Every keypoint needs at least 2 cameras that see it: film the whole body, feet included, in every "
+              "phone from the start to the end of the trial, with nothing in front of the subject")
+    limited = {}
+    for n, k in zip(names, idx):
+        if a > 0 and not present[a - 1, names.index(n)]:
+            limited.setdefault(n, []).append(f"missing in the first {a} frames")
+        if b < frames and not present[b, names.index(n)]:
+            limited.setdefault(n, []).append(f"missing in the last {frames - b} frames")
+    measured = np.isfinite(raw[a:b][:, idx, 0])
+    return {
+        "frames": (a, b),
+        "first_frame": a + 1, "last_frame": b,
+        "start_s": round(a / rate, 4), "end_s": round((b - 1) / rate, 4), "duration_s": round(frames / rate, 4),
+        "share": round((b - a) / frames, 4),
+        "trimmed_start_s": round(a / rate, 4), "trimmed_end_s": round((frames - b) / rate, 4),
+        "limited_by": {n: " and ".join(v) for n, v in limited.items()},
+        "filled_frame_share": round(float((~measured).any(axis=1).mean()), 4) if b > a else 0.0,
+    }

@@ -116,35 +116,53 @@ def test_augment_table_writes_all_markers_and_opens_in_opensim(tmp_path):
     import opensim
 
     table = keypoint_table()
-    out = augment_table(table, small_models(), 1.7, 65.0, 0.2, False)
+    out = augment_table(table, small_models(), 1.7, 65.0, 0.2, False).table
     assert out.names == VIDEO_KEYPOINTS + LOWER_MARKERS + UPPER_MARKERS and len(out.names) == 63
     path = write_trc(tmp_path / "markers.trc", out)
     osim = opensim.TimeSeriesTableVec3(str(path))
     assert osim.getNumColumns() == 63 and osim.getNumRows() == 120
 
 
-def test_short_gaps_are_filled_long_gaps_are_named():
+def test_short_gaps_are_filled_long_gaps_empty_only_the_markers_that_depend_on_them():
     table = keypoint_table()
     truth = table.positions_m.copy()
     k = VIDEO_KEYPOINTS.index("RKnee")
     table.positions_m[50:55, k] = np.nan  # 5 frames = 83 ms
     filled, unfilled = fill_gaps(table.time_s, table.positions_m, 12)
     assert unfilled == {} and np.abs(filled[50:55, k] - truth[50:55, k]).max() < 1e-3
-    table.positions_m[60:90, VIDEO_KEYPOINTS.index("LAnkle")] = np.nan  # 0.5 s
-    with pytest.raises(StageInputError, match=r"LAnkle: frames 61-90"):
-        augment_table(table, small_models(), 1.7, 65.0, 0.2, False, source="keypoints.trc")
+    table.positions_m[60:90, VIDEO_KEYPOINTS.index("LAnkle")] = np.nan  # 0.5 s: bridged, not an error
+    table.positions_m[20:27, VIDEO_KEYPOINTS.index("midHip")] = np.nan  # no model reads midHip
+    res = augment_table(table, small_models(), 1.7, 65.0, 0.2, False, source="keypoints.trc")
+    report = res.report()
+    assert report["bridged"] == {"LAnkle": [[61, 90]]} and report["filled"]["RKnee"] == [[51, 55]]
+    assert report["bridged_frame_share"] == pytest.approx(30 / 120)
+    out = res.table
+    from biomech.landmarks import marker_keypoints
+
+    left_shank_foot = [m for m, kps in marker_keypoints().items() if "LAnkle" in kps]
+    assert {"L_ankle_study", "L_sh1_study", "L_calc_study", "L_toe_study"} <= set(left_shank_foot)
+    assert "L_knee_study" not in left_shank_foot
+    for m in out.names[20:]:
+        seg = out.positions_m[60:90, out.names.index(m)]
+        assert np.all(np.isnan(seg)) if m in left_shank_foot else np.all(np.isfinite(seg)), m
+    assert np.all(np.isfinite(out.positions_m[:60, 20:])) and np.all(np.isfinite(out.positions_m[90:, 20:]))
 
 
 def test_floor_offset_puts_the_feet_on_the_floor():
     table = keypoint_table()
-    out = augment_table(table, small_models(), 1.7, 65.0, 0.2, True)
+    out = augment_table(table, small_models(), 1.7, 65.0, 0.2, True).table
     feet = [out.names.index(k) for k in ["RHeel", "LHeel", "RBigToe", "LBigToe", "RSmallToe", "LSmallToe"]]
     assert np.percentile(out.positions_m[:, feet, 1], 1) == pytest.approx(0.0, abs=1e-9)
 
 
 def test_missing_inputs_are_refused():
-    with pytest.raises(AugmenterError, match="missing samples"):
+    with pytest.raises(AugmenterError, match="missing samples.*RHip: frames 1-5"):
         augment(small_models(), np.full((5, 20, 3), np.nan), VIDEO_KEYPOINTS, 1.7, 65.0)
+    partial = np.zeros((9, 20, 3))
+    partial[2:4, VIDEO_KEYPOINTS.index("LHeel")] = np.nan
+    partial[:, VIDEO_KEYPOINTS.index("midHip")] = np.nan  # not read by any model
+    with pytest.raises(AugmenterError, match=r"\(LHeel: frames 3-4\)"):
+        augment(small_models(), partial, VIDEO_KEYPOINTS, 1.7, 65.0)
     with pytest.raises(AugmenterError, match=r"keypoints \['RHeel'\] missing"):
         small_models()[0].standardised_inputs(np.zeros((5, 19, 3)), [n for n in VIDEO_KEYPOINTS if n != "RHeel"], 1.7, 65.0)
 
@@ -187,14 +205,26 @@ def test_a_long_arm_gap_empties_only_the_arm_markers_there():
     w = VIDEO_KEYPOINTS.index("LWrist")
     table.positions_m[:40, w] = np.nan  # hidden for the first 0.67 s (and at the trial's start)
     table.positions_m[70:100, VIDEO_KEYPOINTS.index("RElbow")] = np.nan
-    warnings = []
-    out = augment_table(table, small_models(), 1.7, 65.0, 0.2, False, source="keypoints.trc", warn=warnings.append)
-    upper = [out.names.index(m) for m in UPPER_MARKERS]
-    lower = [out.names.index(m) for m in LOWER_MARKERS]
-    assert np.all(np.isnan(out.positions_m[:40][:, upper])) and np.all(np.isnan(out.positions_m[70:100][:, upper]))
-    assert np.all(np.isfinite(out.positions_m[40:70][:, upper])) and np.all(np.isfinite(out.positions_m[:, lower]))
+    res = augment_table(table, small_models(), 1.7, 65.0, 0.2, False, source="keypoints.trc")
+    out = res.table
+    col = lambda names: [out.names.index(m) for m in names]
+    l_forearm, r_arm = col(["L_lwrist_study", "L_mwrist_study"]), col(["r_lelbow_study", "r_melbow_study",
+                                                                       "r_lwrist_study", "r_mwrist_study"])
+    assert np.all(np.isnan(out.positions_m[:40][:, l_forearm])) and np.all(np.isnan(out.positions_m[70:100][:, r_arm]))
+    others = [i for i in range(20, len(out.names)) if i not in l_forearm + r_arm]
+    assert np.all(np.isfinite(out.positions_m[:, others])), "shoulders, trunk and legs are untouched"
+    assert np.all(np.isfinite(out.positions_m[40:70][:, l_forearm + r_arm]))
     assert np.all(np.isnan(out.positions_m[:40, w]))  # the keypoint itself stays unmeasured
-    assert len(warnings) == 1 and "LWrist" in warnings[0] and "RElbow" in warnings[0] and "upper" in warnings[0]
-    table.positions_m[70:100, VIDEO_KEYPOINTS.index("RShoulder")] = np.nan  # the lower-body model needs it
-    with pytest.raises(StageInputError, match=r"RShoulder: frames 71-100"):
-        augment_table(table, small_models(), 1.7, 65.0, 0.2, False, source="keypoints.trc")
+    assert set(res.report()["bridged"]) == {"LWrist", "RElbow"}
+    table.positions_m[70:100, VIDEO_KEYPOINTS.index("RShoulder")] = np.nan  # the lower-body model reads it too
+    out = augment_table(table, small_models(), 1.7, 65.0, 0.2, False, source="keypoints.trc").table
+    assert np.all(np.isnan(out.positions_m[70:100][:, col(["C7_study", "r_shoulder_study", "L_shoulder_study"])]))
+    assert np.all(np.isfinite(out.positions_m[70:100][:, col(["RHJC_study", "r_knee_study", "L_calc_study"])]))
+
+
+def test_a_keypoint_never_seen_empties_its_markers_for_the_whole_trial():
+    table = keypoint_table()
+    table.positions_m[:, VIDEO_KEYPOINTS.index("RWrist")] = np.nan
+    out = augment_table(table, small_models(), 1.7, 65.0, 0.2, False).table
+    assert np.all(np.isnan(out.positions_m[:, out.names.index("r_lwrist_study")]))
+    assert np.all(np.isfinite(out.positions_m[:, out.names.index("r_lelbow_study")]))
