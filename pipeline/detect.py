@@ -305,5 +305,7 @@ def run_keypoints(ctx: StageContext) -> None:
                             100 * infos[c][t].coverage, ctx.out_dir.parent / "keypoints" / f"overlay_{c}.png")
     (ctx.out_dir / "keypoints.json").write_text(json.dumps(report, indent=2))
     rates = {c: r["mean_detection_rate"] for c, r in report["cameras"].items()}
-    ctx.summary.update(detection_rate=rates, message="keypoints found in " + ", ".join(f"{c} {100 * v:.0f}%" for c, v in rates.items())
+    ctx.summary.update(detection_rate=rates,
+                       subject_coverage={c: r["subject_coverage"] for c, r in report["cameras"].items()},
+                       message="keypoints found in " + ", ".join(f"{c} {100 * v:.0f}%" for c, v in rates.items())
                        + f" of frames; subject chosen by {how}")

@@ -5,10 +5,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import json
+
 from pipeline.logs import session_logging
 from pipeline.runner import FAILED, Outcome, Runner
 from pipeline.stages import stages_from_config
 from pipeline.summary import format_table, write_summary
+from pipeline.verdict import UNUSABLE, Verdict, trial_verdict
 from sessions.session import load_session
 
 EXIT_OK, EXIT_TRIAL_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -18,14 +21,19 @@ EXIT_OK, EXIT_TRIAL_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 class SessionRun:
     root: Path
     outcomes: list[Outcome]
+    verdicts: dict[str, Verdict]
 
     @property
     def failed_trials(self) -> list[str]:
         return sorted({o.trial for o in self.outcomes if o.status == FAILED})
 
     @property
+    def unusable_trials(self) -> list[str]:
+        return sorted(t for t, v in self.verdicts.items() if v.level == UNUSABLE)
+
+    @property
     def exit_code(self) -> int:
-        return EXIT_TRIAL_FAILED if self.failed_trials else EXIT_OK
+        return EXIT_TRIAL_FAILED if self.failed_trials or self.unusable_trials else EXIT_OK
 
 
 def run_session(
@@ -47,7 +55,13 @@ def run_session(
         for w in session.warnings:
             log.warning("warning: %s", w)
         outcomes = Runner(session, stages, show_progress).run(trials, force_from)
-        log.info("\n%s\n", format_table(outcomes))
+        verdicts = {}
+        for name in dict.fromkeys(o.trial for o in outcomes):
+            verdicts[name] = trial_verdict(session.output_dir, name, session.trial(name).kind, outcomes,
+                                           session.config["verdict"])
+            (session.output_dir / name).mkdir(parents=True, exist_ok=True)
+            (session.output_dir / name / "verdict.json").write_text(json.dumps(verdicts[name].to_json(), indent=2))
+        log.info("\n%s\n", format_table(outcomes, verdicts))
         log.info("outputs in %s (log: %s)", session.output_dir, session.output_dir / "log.txt")
-        write_summary(session.output_dir / "summary.json", session.root, outcomes)
-    return SessionRun(session.root, outcomes)
+        write_summary(session.output_dir / "summary.json", session.root, outcomes, verdicts)
+    return SessionRun(session.root, outcomes, verdicts)

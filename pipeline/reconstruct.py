@@ -114,18 +114,19 @@ def run_triangulate(ctx: StageContext) -> None:
 
 
 def _seen_report(cams: list[str], seen: np.ndarray, where: np.ndarray, names: list[str]) -> str:
-    """Plain words on which cameras saw the named keypoints in the frames ``where`` (F, K) marks.
+    """Plain words on which cameras saw the named keypoints in the frames ``where`` (F, K) marks;
+    keypoints seen alike are named together.
 
     seen: (F, K, C) bool."""
-    parts = []
+    groups: dict[str, list[str]] = {}
     for name in names:
         k = INDEX[name]
         frames = where[:, k]
-        if not frames.any():
-            continue
-        shares = ", ".join(f"{c} {100 * seen[frames, k, i].mean():.0f}%" for i, c in enumerate(cams))
-        parts.append(f"{name} (seen by {shares} of those frames)")
-    return "; ".join(parts)
+        if frames.any():
+            shares = ", ".join(f"{c} {100 * seen[frames, k, i].mean():.0f}%" for i, c in enumerate(cams))
+            groups.setdefault(shares, []).append(name)
+    words = lambda ks: f"all {len(ks)} keypoints" if len(ks) == len(VIDEO_KEYPOINTS) else ", ".join(ks)
+    return "; ".join(f"{words(ks)} seen by {shares} of those frames" for shares, ks in groups.items())
 
 
 def activity_cutoff(ctx: StageContext, cfg: dict) -> float:

@@ -259,7 +259,9 @@ class Runner:
         try:
             fp, parts = self.fingerprint(stage, ctx)
             manifest = read_manifest(final)
+            stale = final.with_name(final.name + STALE_SUFFIX)
             if not force and manifest and manifest.get("fingerprint") == fp and _outputs_intact(final, manifest, self.digests):
+                shutil.rmtree(stale, ignore_errors=True)  # current outputs exist: an older aside copy is moot
                 self.log.info("%s/%s: up to date", tname, name)
                 return Outcome(tname, name, UP_TO_DATE, message=manifest.get("message", ""))
             if scratch.exists():
@@ -284,6 +286,7 @@ class Runner:
             if final.exists():
                 shutil.rmtree(final)
             scratch.rename(final)
+            shutil.rmtree(stale, ignore_errors=True)
             self.log.info("%s/%s: done in %.1f s%s", tname, name, seconds, f" ({message})" if message else "")
             return Outcome(tname, name, DONE, seconds, message)
         except Exception as exc:  # one failed stage must never lose the other trials' work

@@ -68,6 +68,7 @@ def run_sync(ctx: StageContext) -> None:
     plot_sync(ctx.out_dir / "sync.png", cams, signals, res)
     ctx.summary.update(
         offsets_s={c: doc["cameras"][c]["offset_s"] for c in cams},
+        confidence={c: doc["cameras"][c]["confidence"] for c in cams[1:]},
         message="offsets " + ", ".join(f"{c} {doc['cameras'][c]['offset_s'] * 1000:+.0f} ms (r {doc['cameras'][c]['confidence']:.2f})"
                                        for c in cams[1:]),
     )

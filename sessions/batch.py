@@ -24,9 +24,10 @@ def find_sessions(root: str | Path) -> list[Path]:
 @dataclass
 class BatchEntry:
     session: Path
-    status: str  # 'ok', 'trial failed', 'invalid', 'crashed'
+    status: str  # 'ok', 'trial failed', 'unusable', 'invalid', 'crashed'
     detail: str = ""
     failed_trials: list[str] | None = None
+    verdicts: dict[str, str] | None = None  # trial -> ok / doubtful / unusable / incomplete
 
 
 def run_batch(root: str | Path, run_one: Callable[..., Any], **kwargs: Any) -> list[BatchEntry]:
@@ -35,8 +36,11 @@ def run_batch(root: str | Path, run_one: Callable[..., Any], **kwargs: Any) -> l
     for path in find_sessions(root):
         try:
             result = run_one(path, **kwargs)
-            failed = result.failed_trials
-            entries.append(BatchEntry(path, "trial failed" if failed else "ok", ", ".join(failed), failed))
+            failed, unusable = result.failed_trials, result.unusable_trials
+            verdicts = {t: v.level for t, v in result.verdicts.items()}
+            status = "trial failed" if failed else "unusable" if unusable else "ok"
+            detail = ", ".join(failed) if failed else ", ".join(f"{t}: {v}" for t, v in verdicts.items())
+            entries.append(BatchEntry(path, status, detail, failed, verdicts))
         except (SessionError, ConfigError) as exc:
             entries.append(BatchEntry(path, "invalid", "; ".join(exc.problems)))
         except Exception as exc:  # a crash in one session must not lose the others
@@ -51,7 +55,7 @@ def format_batch(entries: list[BatchEntry]) -> str:
     lines = [f"{'session'.ljust(w)}  status        detail", f"{'-' * w}  ------------  ------"]
     lines += [f"{str(e.session).ljust(w)}  {e.status.ljust(12)}  {e.detail}" for e in entries]
     ok = sum(e.status == "ok" for e in entries)
-    lines.append(f"{ok}/{len(entries)} sessions ran without failures")
+    lines.append(f"{ok}/{len(entries)} sessions ran without failures or unusable trials")
     return "\n".join(lines)
 
 
