@@ -271,6 +271,7 @@ class Runner:
             stage.run(ctx)
             seconds = time.perf_counter() - started
             message = str(ctx.summary.get("message", ""))
+            _name_final_paths(scratch, final)
             record = {
                 "stage": name,
                 "trial": tname,
@@ -321,6 +322,23 @@ class Runner:
         for folder, reason in invalidate_inconsistent(self.session.output_dir, [t.name for t in self.session.trials]):
             self.log.warning("%s: moved aside, %s", folder, reason)
         return outcomes
+
+
+# Text outputs that may name files by path (summaries, OpenSim setup files and logs).
+PATH_TEXT_SUFFIXES = (".json", ".xml", ".log", ".txt", ".yaml")
+
+
+def _name_final_paths(scratch: Path, final: Path, max_bytes: int = 5_000_000) -> None:
+    """Rewrite scratch-folder paths in a stage's small text outputs to where the files end up."""
+    old, new = str(scratch), str(final)
+    for p in scratch.rglob("*"):
+        if p.is_file() and p.suffix in PATH_TEXT_SUFFIXES and p.stat().st_size <= max_bytes:
+            try:
+                text = p.read_text()
+            except UnicodeDecodeError:
+                continue
+            if old in text:
+                p.write_text(text.replace(old, new))
 
 
 def _final_paths(summary: dict[str, Any], scratch: Path, final: Path) -> dict[str, Any]:

@@ -69,6 +69,9 @@ def test_upstream_failure_after_a_full_run_leaves_nothing_downstream_current(dem
     assert not (out / "squats" / "ik.stale").exists()
     ik_summary = json.loads((out / "squats" / "ik" / "squats_ik_summary.json").read_text())
     assert ik_summary["mot"] == "squats.mot", "summaries name final paths, not scratch folders"
+    named_scratch = [p for p in out.rglob("*") if p.suffix in (".json", ".xml", ".log") and ".cache" not in p.parts
+                     and ".partial" in p.read_text()]
+    assert not named_scratch, named_scratch
 
 
 @pytest.mark.slow
