@@ -256,3 +256,30 @@ def test_realistic_detector_errors_three_phones(tmp_path, runnable):
     ok = np.isfinite(err_mm)
     assert ok.mean() > 0.99
     assert np.median(err_mm[ok]) < 6.0 and np.percentile(err_mm[ok], 95) < 20.0
+
+
+def test_a_camera_without_video_beside_one_with_video(demo_copy, runnable):
+    """The demo's squats with cam2's video removed: cam2 is timed from its keypoint files and fps."""
+    from tests.test_front_end_stages import _truth_2d, _write_true_json
+
+    _write_true_json(demo_copy, "squats", bystander=False)
+    (demo_copy / "videos" / "squats" / "cam2.mp4").unlink()
+    _edit_yaml(demo_copy, lambda d: d["cameras"][1].__setitem__("fps", 30))
+    assert _run(demo_copy, FRONT_END, trials=["squats"], keypoints={"backend": "json"}).exit_code == 0
+    out = demo_copy / "output" / "squats"
+    frames = json.loads((out / "frames" / "frames.json").read_text())["cameras"]
+    assert frames["cam1"]["source"] == "video" and frames["cam2"]["source"] == "pose2d"
+    assert (frames["cam2"]["width"], frames["cam2"]["height"]) == (360, 640)  # from the calibration
+    assert (out / "keypoints" / "overlay_cam1.png").is_file() and not (out / "keypoints" / "overlay_cam2.png").exists()
+    sync = json.loads((out / "sync" / "sync.json").read_text())
+    assert sync["cameras"]["cam2"]["offset_s"] == pytest.approx(0.3, abs=0.002)  # demo: cam2 starts 0.3 s late
+    t, kp = read_keypoints_csv(out / "keypoints" / "cam2.csv")
+    assert np.nanmax(np.linalg.norm(kp[..., :2] - _truth_2d(demo_copy, "squats", "cam2", len(t)), axis=-1)) < 6.0
+
+
+@pytest.mark.slow
+def test_augment_scale_and_ik_run_on_a_json_only_session(perfect, runnable):
+    result = _run(perfect.root, FRONT_END + ["augment", "scale", "ik"])
+    assert result.exit_code == 0, [(o.trial, o.stage, o.status, o.message) for o in result.outcomes]
+    assert (perfect.root / "output" / "static" / "scale" / "scaled.osim").is_file()
+    assert (perfect.root / "output" / "squats" / "ik" / "squats.mot").is_file()
