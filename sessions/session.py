@@ -234,11 +234,14 @@ def _check_board(raw: Any, where: str, problems: list[str]) -> Checkerboard | No
 
 
 def _discover_trials(root: Path, json_dir: str) -> list[dict[str, Any]]:
-    """Each folder under videos/ is a trial, and so is each folder of 2D keypoint files under
-    <json_dir>/ (a trial may have either or both); static if its name starts with "static"."""
-    names = sorted({d.name for base in (root / "videos", root / json_dir) if base.is_dir()
-                    for d in base.iterdir() if d.is_dir() and not d.name.startswith(".")})
-    return [{"name": n, "kind": "static" if n.lower().startswith("static") else "dynamic"} for n in names]
+    """Each folder under videos/ is a trial, and so is each folder under <json_dir>/ that holds 2D
+    keypoint files (<trial>/<camera>/*.json; a trial may have videos, keypoint files or both);
+    static if its name starts with "static"."""
+    def folders(base: Path) -> list[Path]:
+        return [d for d in base.iterdir() if d.is_dir() and not d.name.startswith(".")] if base.is_dir() else []
+
+    names = {d.name for d in folders(root / "videos")} | {d.name for d in folders(root / json_dir) if any(d.glob("*/*.json"))}
+    return [{"name": n, "kind": "static" if n.lower().startswith("static") else "dynamic"} for n in sorted(names)]
 
 
 def _check_trials(raw: Any, root: Path, cams: list[Camera], where: str, problems: list[str], warnings: list[str],
