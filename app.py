@@ -44,7 +44,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     print(f"  subject {s.subject.id}: {s.subject.height_m:g} m, {s.subject.mass_kg:g} kg, sex {s.subject.sex}")
     print(f"  cameras: {', '.join(c.id + (f' ({c.device})' if c.device else '') for c in s.cameras)}")
     for t in s.trials:
-        print(f"  trial {t.name} [{t.kind}]: {len(t.videos)} videos" + (f", mocap {t.mocap.name}" if t.mocap else ""))
+        print(f"  trial {t.name} [{t.kind}]: {len(t.videos)} videos" + (f", 2D keypoint files of {len(t.pose2d)} cameras" if t.pose2d else "")
+              + (f", mocap {t.mocap.name}" if t.mocap else ""))
     for w in s.warnings:
         print(f"  warning: {w}")
     return EXIT_OK

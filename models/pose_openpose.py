@@ -68,9 +68,9 @@ def person_to_video(flat: list[float], source: Path) -> np.ndarray:
     return out
 
 
-def read_pose_json_dir(folder: Path, max_people: int) -> np.ndarray:
-    """All frames of one camera. Returns (frames, max_people, 20, 3); people beyond max_people are dropped
-    (the ones with the lowest total confidence)."""
+def pose_json_files(folder: Path) -> tuple[list[Path], list[int]]:
+    """One camera's JSON files in frame order and their frame numbers (from the file names). Frame
+    ``numbers[0]`` is row 0 of read_pose_json_dir; a number missing in between is a frame with nobody."""
     folder = Path(folder)
     if not folder.is_dir():
         raise PoseJsonError(f"{folder}: keypoint folder not found; put one JSON file per frame there "
@@ -81,6 +81,30 @@ def read_pose_json_dir(folder: Path, max_people: int) -> np.ndarray:
     numbers = [_frame_number(f) for f in files]
     if len(set(numbers)) != len(numbers):
         raise PoseJsonError(f"{folder}: two files share a frame number; keep one JSON output per camera in this folder")
+    return files, numbers
+
+
+def pose_json_image_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) in pixels if the JSON file states them (top-level ``image_size: [w, h]`` or
+    ``image_width``/``image_height``; OpenPose itself writes neither), else None."""
+    try:
+        doc = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise PoseJsonError(f"{path}: not readable JSON ({exc}); re-export it from the detector") from None
+    size = doc.get("image_size") if isinstance(doc, dict) else None
+    if size is None and isinstance(doc, dict) and "image_width" in doc and "image_height" in doc:
+        size = [doc["image_width"], doc["image_height"]]
+    try:
+        w, h = (int(v) for v in size)
+    except (TypeError, ValueError):
+        return None
+    return (w, h) if w > 0 and h > 0 else None
+
+
+def read_pose_json_dir(folder: Path, max_people: int) -> np.ndarray:
+    """All frames of one camera. Returns (frames, max_people, 20, 3); people beyond max_people are dropped
+    (the ones with the lowest total confidence)."""
+    files, numbers = pose_json_files(folder)
     n_frames = numbers[-1] - numbers[0] + 1
     out = np.full((n_frames, max_people, len(VIDEO_KEYPOINTS), 3), np.nan)
     out[..., 2] = 0.0

@@ -5,7 +5,8 @@ core; or reads OpenPose/Pose2Sim JSON files), links detections into tracks, keep
 (pipeline/person_select.py), fixes left/right swaps (pipeline/swaps.py) and writes:
 
   <camera>.csv          the subject's 2D keypoints (format: pipeline/keypoints2d.py)
-  overlay_<camera>.png  evenly spaced frames, subject in colour, other people in grey
+  overlay_<camera>.png  evenly spaced frames, subject in colour, other people in grey (not for a
+                        camera that has 2D keypoint files but no video)
   overlay_<camera>.mp4  the whole video with skeletons (only with keypoints.overlay_video: true)
   keypoints.json        per camera: people seen, tracks, the subject's coverage, detection rate per
                         keypoint, swaps fixed
@@ -79,7 +80,10 @@ def detect_all(ctx: StageContext, cams: list[str]) -> dict[str, np.ndarray]:
     result: dict[str, np.ndarray] = {}
     todo: dict[str, tuple[Path, str]] = {}
     for cam in cams:
-        path = ctx.trial.videos[cam]
+        path = ctx.trial.videos.get(cam)
+        if path is None:
+            raise StageInputError(f"{ctx.trial.source(cam)}: trial {ctx.trial.name!r} has no video of camera {cam!r} for "
+                                  "MediaPipe; use its 2D keypoint files with keypoints.backend: json, or add the video")
         key = _cache_key(path, cfg)
         cached = cache_dir / f"{cam}.npz"
         if cached.is_file():
@@ -148,7 +152,7 @@ def read_json_all(ctx: StageContext, cams: list[str], n_frames: dict[str, int]) 
         n = n_frames[cam]
         if len(people) > n:
             raise StageInputError(f"{folder}: {len(people)} frames of keypoints but the video "
-                                  f"{ctx.trial.videos[cam]} has {n}; the JSON files belong to another video")
+                                  f"{ctx.trial.source(cam)} has {n}; the JSON files belong to another video")
         if len(people) < n:
             ctx.log.warning("%s: keypoints for %d of %d frames; the rest count as not detected", folder, len(people), n)
             pad = np.full((n - len(people),) + people.shape[1:], np.nan)
@@ -159,9 +163,10 @@ def read_json_all(ctx: StageContext, cams: list[str], n_frames: dict[str, int]) 
 
 
 def json_inputs(ctx: StageContext) -> list[Path]:
-    """Fingerprint inputs of the keypoints stage: the JSON files when that backend is used."""
+    """Fingerprint inputs of the keypoints stage: the videos (decoded for the overlays in any case),
+    and the JSON files when that backend is used."""
     cfg = ctx.config["keypoints"]
-    videos = [ctx.trial.videos[c.id] for c in ctx.session.cameras]  # decoded for the overlays in any case
+    videos = [ctx.trial.videos[c.id] for c in ctx.session.cameras if c.id in ctx.trial.videos]
     if cfg["backend"] != "json":
         return videos
     root = ctx.session.root / cfg["json_dir"] / ctx.trial.name
@@ -240,6 +245,13 @@ def subject_agreement(times: list[np.ndarray], tracks: list[np.ndarray], infos: 
     return agreement
 
 
+def _extent_px(people: np.ndarray) -> float:
+    """Stand-in image height (pixels) when the size is unknown (2D keypoint files without video or
+    calibration): the lowest keypoint seen; only compares the tracks of one camera."""
+    y = people[..., 1][people[..., 2] > 0]
+    return float(np.nanmax(y)) if y.size and np.isfinite(y).any() and np.nanmax(y) > 0 else 1.0
+
+
 def run_keypoints(ctx: StageContext) -> None:
     cfg = ctx.config["keypoints"]
     if cfg["backend"] not in BACKENDS:
@@ -260,10 +272,10 @@ def run_keypoints(ctx: StageContext) -> None:
     for c in cams:
         fps = info[c]["fps_measured"] or 30.0
         tracks[c] = link_tracks(people[c], cfg["max_track_distance"], int(round(cfg["max_track_gap_s"] * fps)))
-        infos[c] = track_infos(tracks[c], info[c]["height"])
+        infos[c] = track_infos(tracks[c], info[c]["height"] or _extent_px(people[c]))
         opts = candidates(infos[c])
         if not opts:
-            raise StageInputError(f"{ctx.trial.videos[c]}: no person found in any frame; check that this phone "
+            raise StageInputError(f"{ctx.trial.source(c)}: no person found in any frame; check that this phone "
                                   "films the subject in full (head to feet) and that the video is not black")
         options.append(opts)
     cameras = _load_calibration(ctx)
@@ -280,12 +292,14 @@ def run_keypoints(ctx: StageContext) -> None:
         subject, swaps = fix_swaps(tracks[c][:, t])
         write_keypoints_csv(ctx.out_dir / f"{c}.csv", times[c], subject)
         others = np.delete(tracks[c], t, axis=1)
-        video = ctx.trial.videos[c]
+        video = ctx.trial.videos.get(c)
+        if video is None and (cfg["overlay_frames"] > 0 or cfg["overlay_video"]):
+            ctx.log.info("%s/%s: no video, so no overlay images (2D keypoints from %s)", ctx.trial.name, c, ctx.trial.source(c))
         try:
-            if cfg["overlay_frames"] > 0:
+            if video is not None and cfg["overlay_frames"] > 0:
                 cv2.imwrite(str(ctx.out_dir / f"overlay_{c}.png"),
                             overlay_sheet(video, times[c], subject, others, cfg["overlay_frames"]))
-            if cfg["overlay_video"]:
+            if video is not None and cfg["overlay_video"]:
                 overlay_video(video, ctx.out_dir / f"overlay_{c}.mp4", times[c], subject, others)
         except VideoError as exc:
             raise StageInputError(str(exc)) from None
@@ -301,7 +315,7 @@ def run_keypoints(ctx: StageContext) -> None:
             "swapped_frames": swaps,
         }
         if infos[c][t].coverage < 0.9:
-            ctx.log.warning("%s: the subject is found in only %.0f%% of frames; check %s", video,
+            ctx.log.warning("%s: the subject is found in only %.0f%% of frames; check %s", ctx.trial.source(c),
                             100 * infos[c][t].coverage, ctx.out_dir.parent / "keypoints" / f"overlay_{c}.png")
     (ctx.out_dir / "keypoints.json").write_text(json.dumps(report, indent=2))
     rates = {c: r["mean_detection_rate"] for c, r in report["cameras"].items()}

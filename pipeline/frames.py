@@ -1,8 +1,13 @@
 """Stage ``frames``: check each camera's video and record its real per-frame timestamps.
 
+A camera without a video (2D keypoint files only, keypoints.backend: json) gets the same outputs
+from its JSON files: one frame per file number, at the frame rate session.yaml declares for it,
+its image size from calibration/cameras.yaml (or from the JSON files if they state it; else null),
+and no contact sheet.
+
 Outputs in ``output/<trial>/frames/``:
   frames.json              per camera: size, rotation, nominal and measured fps, frame count,
-                           duration, variable-frame-rate flag
+                           duration, variable-frame-rate flag (``source``: video or pose2d)
   timestamps_<camera>.csv  frame index and presentation time (s) of every frame
   contact_sheet.png        a grid of evenly spaced frames per camera, to check what each phone saw
 """
@@ -17,6 +22,23 @@ import numpy as np
 
 from pipeline.runner import StageContext, StageInputError
 from pipeline.video import VideoError, iter_frames, probe
+
+
+def frames_inputs(ctx: StageContext) -> list[Path]:
+    """Fingerprint inputs: each camera's video; for a camera without one, its JSON keypoint files
+    (they give the frame count), session.yaml (its declared fps) and the calibration (image size)."""
+    out: list[Path] = []
+    no_video = [c.id for c in ctx.session.cameras if c.id not in ctx.trial.videos]
+    for c in ctx.session.cameras:
+        if c.id in ctx.trial.videos:
+            out.append(ctx.trial.videos[c.id])
+        elif c.id in ctx.trial.pose2d:
+            out += sorted(ctx.trial.pose2d[c.id].glob("*.json"))
+    if no_video:
+        out.append(ctx.session.yaml_path)
+        if ctx.session.cameras_file.is_file():
+            out.append(ctx.session.cameras_file)
+    return out
 
 
 def timing_stats(times_s: np.ndarray, irregular_share: float) -> dict[str, Any]:
@@ -100,12 +122,72 @@ def scan_camera(ctx: StageContext, cam: str, path: Path) -> tuple[dict[str, Any]
     return record, t, tiles
 
 
+def _calibrated_sizes(ctx: StageContext) -> dict[str, tuple[int, int]]:
+    """Image size per camera from calibration/cameras.yaml, or {} when there is no usable file
+    (the 3D stages then say how to calibrate)."""
+    from calibration.camera import CameraFileError, load_cameras
+
+    if not ctx.session.cameras_file.is_file():
+        return {}
+    try:
+        return {c.name: c.image_size for c in load_cameras(ctx.session.cameras_file)}
+    except CameraFileError as exc:
+        ctx.log.warning("%s; image sizes of cameras without a video are left empty", exc)
+        return {}
+
+
+def scan_keypoint_files(ctx: StageContext, cam: str, sizes: dict[str, tuple[int, int]]) -> tuple[dict[str, Any], np.ndarray]:
+    """Frame times of a camera that has 2D keypoint files but no video: file number / declared fps."""
+    from models.pose_openpose import PoseJsonError, pose_json_files, pose_json_image_size
+
+    folder = ctx.trial.pose2d.get(cam)
+    fps = ctx.trial.fps.get(cam)
+    if folder is None or fps is None:  # load_session refuses such a session; kept for a hand-made Trial
+        raise StageInputError(f"{ctx.session.yaml_path}: trial {ctx.trial.name!r} camera {cam!r} has no video; give its "
+                              f"2D keypoint files ({ctx.config['keypoints']['json_dir']}/{ctx.trial.name}/{cam}/) and "
+                              f"its frame rate (cameras: - {{id: {cam}, fps: 60}})")
+    try:
+        files, numbers = pose_json_files(folder)
+        size = sizes.get(cam) or pose_json_image_size(files[0])
+    except PoseJsonError as exc:
+        raise StageInputError(str(exc)) from None
+    t = np.arange(numbers[0], numbers[-1] + 1) / fps
+    record = {
+        "file": str(folder),
+        "source": "pose2d",
+        "width": size[0] if size else None,
+        "height": size[1] if size else None,
+        "rotation_deg": 0,
+        "codec": None,
+        "fps_nominal": round(float(fps), 4),
+        "fps_declared": float(fps),
+        "frames": int(len(t)),
+        "frames_in_header": None,
+        "keypoint_files": len(files),
+        "start_s": round(float(t[0]), 6),
+        "duration_s": round(float(t[-1] - t[0]), 6),
+        **timing_stats(t, ctx.config["frames"]["irregular_interval_share"]),
+    }
+    if size is None:
+        ctx.log.warning("%s: image size unknown (no calibration/cameras.yaml entry for %s and none in the JSON files)",
+                        folder, cam)
+    return record, t
+
+
 def run_frames(ctx: StageContext) -> None:
     cfg = ctx.config["frames"]
     cameras: dict[str, Any] = {}
     sheet_rows = []
+    sizes = _calibrated_sizes(ctx) if any(c.id not in ctx.trial.videos for c in ctx.session.cameras) else {}
     for cam in [c.id for c in ctx.session.cameras]:
-        record, t, tiles = scan_camera(ctx, cam, ctx.trial.videos[cam])
+        if cam in ctx.trial.videos:
+            record, t, tiles = scan_camera(ctx, cam, ctx.trial.videos[cam])
+            record["source"] = "video"
+        else:
+            (record, t), tiles = scan_keypoint_files(ctx, cam, sizes), []
+            ctx.log.info("%s/%s: no video; %d frames at the declared %g fps from the 2D keypoint files in %s "
+                         "(no contact sheet for this camera)", ctx.trial.name, cam, record["frames"], record["fps_declared"],
+                         record["file"])
         fps = record["fps_measured"]
         if not cfg["min_fps"] <= fps <= cfg["max_fps"]:
             ctx.log.warning(

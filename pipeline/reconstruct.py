@@ -80,9 +80,9 @@ def run_triangulate(ctx: StageContext) -> None:
     videos = json.loads((ctx.stage_dir("frames") / "frames.json").read_text())["cameras"]
     for c, camera in zip(cams, cameras):
         size, info = camera.image_size, videos[c]
-        if (info["width"], info["height"]) != tuple(size):
+        if info["width"] is not None and (info["width"], info["height"]) != tuple(size):  # None: keypoint files only
             ctx.log.warning("%s: video is %dx%d but its calibration is %dx%d; check the camera file",
-                            ctx.trial.videos[c], info["width"], info["height"], *size)
+                            ctx.trial.source(c), info["width"], info["height"], *size)
     obs = np.stack([resample_keypoints(common[c], data[c][1], times) for c in cams])  # (C, F, K, 3)
     uv, conf = obs[..., :2], np.nan_to_num(obs[..., 2])
     swapped = np.zeros((len(times), len(cams), len(PAIRS)), bool)

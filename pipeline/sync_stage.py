@@ -43,7 +43,7 @@ def run_sync(ctx: StageContext) -> None:
     data = [read_keypoints_csv(kdir / f"{c}.csv") for c in cams]
     signals = [speed_signal(t, kp, cfg["rate_hz"], cfg["lowpass_hz"]) for t, kp in data]
     res = synchronise(signals, cfg["max_lag_s"], cfg["min_overlap_share"], cfg["min_pair_correlation"],
-                      cfg["warn_correlation"], names=[str(ctx.trial.videos[c]) for c in cams])
+                      cfg["warn_correlation"], names=[str(ctx.trial.source(c)) for c in cams])
     for msg in res.warnings:
         ctx.log.warning("%s", msg)
     doc = {

@@ -6,6 +6,9 @@ Layout (one layout, documented in the README)::
       session.yaml                  subject, cameras, checkerboard, trials, config overrides
       calibration/                  calibration recordings and the computed camera file
       videos/<trial>/<camera>.mp4   one video per camera per trial (.mp4 .mov .avi .mkv .m4v)
+      pose2d/<trial>/<camera>/*.json  or instead (keypoints.backend: json): another detector's 2D
+                                    keypoints, one OpenPose/Pose2Sim JSON file per frame; a camera
+                                    without a video then needs its frame rate (``fps:``)
       mocap/<file>.trc              optional ground-truth marker data, named per trial
       output/                       written by the pipeline
 
@@ -51,6 +54,7 @@ class Subject:
 class Camera:
     id: str
     device: str | None = None
+    fps: float | None = None  # declared frame rate; frame times of a camera filmed without a video file
 
 
 @dataclass(frozen=True)
@@ -65,10 +69,20 @@ class Checkerboard:
 
 @dataclass(frozen=True)
 class Trial:
+    """One recording. Every camera has a video, or (JSON backend) a folder of 2D keypoint files and a
+    declared frame rate, or both; ``videos`` lacks the cameras that have no video (empty when the
+    trial is 2D keypoint files only)."""
+
     name: str
     kind: str  # 'static' or 'dynamic'
-    videos: dict[str, Path]  # camera id -> video file
+    videos: dict[str, Path]  # camera id -> video file; only cameras that have one
     mocap: Path | None = None
+    pose2d: dict[str, Path] = field(default_factory=dict)  # camera id -> folder of JSON keypoint files
+    fps: dict[str, float] = field(default_factory=dict)  # camera id -> declared frame rate (session.yaml)
+
+    def source(self, cam: str) -> Path:
+        """What a camera's data comes from, for messages: its video, else its keypoint folder."""
+        return self.videos.get(cam) or self.pose2d[cam]
 
 
 @dataclass
@@ -165,11 +179,26 @@ def _check_cameras(raw: Any, where: str, problems: list[str]) -> list[Camera]:
         if any(c.id == cid for c in cams):
             problems.append(f"{where}: camera id {cid!r} appears twice; give each camera its own id")
             continue
+        unknown = set(entry) - {"id", "device", "fps"}
+        for k in sorted(unknown):
+            problems.append(f"{where}: camera {cid!r} has unknown key {k!r}; allowed: id, device, fps")
         device = entry.get("device")
-        cams.append(Camera(cid, None if device is None else str(device)))
+        fps = _check_fps(entry.get("fps"), f"camera {cid!r}", where, problems)
+        cams.append(Camera(cid, None if device is None else str(device), fps))
     if len(cams) < 2:
         problems.append(f"{where}: {len(cams)} camera(s) listed; 3D needs at least 2 cameras filming the same trials")
     return cams
+
+
+def _check_fps(value: Any, owner: str, where: str, problems: list[str]) -> float | None:
+    """A declared frame rate: a number > 0, or None when not given."""
+    if value is None:
+        return None
+    fps = _number(value)
+    if fps is None or not fps > 0:
+        problems.append(f"{where}: {owner} has fps {value!r}; give the frame rate in frames per second, a number > 0 (e.g. fps: 60)")
+        return None
+    return fps
 
 
 def _check_board(raw: Any, where: str, problems: list[str]) -> Checkerboard | None:
@@ -204,22 +233,26 @@ def _check_board(raw: Any, where: str, problems: list[str]) -> Checkerboard | No
     return Checkerboard(raw["rows"], raw["cols"], float(sq), placement) if ok and not unknown else None
 
 
-def _discover_trials(root: Path) -> list[dict[str, Any]]:
-    vids = root / "videos"
-    if not vids.is_dir():
-        return []
-    return [
-        {"name": d.name, "kind": "static" if d.name.lower().startswith("static") else "dynamic"}
-        for d in sorted(vids.iterdir())
-        if d.is_dir()
-    ]
+def _discover_trials(root: Path, json_dir: str) -> list[dict[str, Any]]:
+    """Each folder under videos/ is a trial, and so is each folder under <json_dir>/ that holds 2D
+    keypoint files (<trial>/<camera>/*.json; a trial may have videos, keypoint files or both);
+    static if its name starts with "static"."""
+    def folders(base: Path) -> list[Path]:
+        return [d for d in base.iterdir() if d.is_dir() and not d.name.startswith(".")] if base.is_dir() else []
+
+    names = {d.name for d in folders(root / "videos")} | {d.name for d in folders(root / json_dir) if any(d.glob("*/*.json"))}
+    return [{"name": n, "kind": "static" if n.lower().startswith("static") else "dynamic"} for n in sorted(names)]
 
 
-def _check_trials(raw: Any, root: Path, cams: list[Camera], where: str, problems: list[str], warnings: list[str]) -> list[Trial]:
+def _check_trials(raw: Any, root: Path, cams: list[Camera], where: str, problems: list[str], warnings: list[str],
+                  keypoints_cfg: dict[str, Any] | None = None) -> list[Trial]:
+    kcfg = keypoints_cfg or {"backend": "mediapipe", "json_dir": "pose2d"}
+    json_dir = str(kcfg.get("json_dir") or "pose2d")
     if raw is None:
-        raw = _discover_trials(root)
+        raw = _discover_trials(root, json_dir)
         if not raw:
-            problems.append(f"{where}: no trials listed and no folders under {root / 'videos'}; put each trial's videos in videos/<trial>/<camera>.mp4")
+            problems.append(f"{where}: no trials listed and no folders under {root / 'videos'} or {root / json_dir}; put each "
+                            f"trial's videos in videos/<trial>/<camera>.mp4 (or its 2D keypoint files in {json_dir}/<trial>/<camera>/)")
             return []
     if not isinstance(raw, list):
         problems.append(f"{where}: 'trials' must be a list of {{name, kind, mocap}} entries")
@@ -242,10 +275,10 @@ def _check_trials(raw: Any, root: Path, cams: list[Camera], where: str, problems
         kind = entry.get("kind", "static" if name.lower().startswith("static") else "dynamic")
         if kind not in TRIAL_KINDS:
             problems.append(f"{where}: trial {name!r} has kind {kind!r}; use 'static' (standing still, for scaling) or 'dynamic'")
-        unknown = set(entry) - {"name", "kind", "mocap", "videos"}
+        unknown = set(entry) - {"name", "kind", "mocap", "videos", "fps"}
         for k in sorted(unknown):
-            problems.append(f"{where}: trial {name!r} has unknown key {k!r}; allowed: name, kind, mocap, videos")
-        videos = _trial_videos(entry, root, name, cam_ids, where, problems)
+            problems.append(f"{where}: trial {name!r} has unknown key {k!r}; allowed: name, kind, mocap, videos, fps")
+        videos, pose2d, fps = _trial_sources(entry, root, name, cams, kcfg, json_dir, where, problems)
         mocap = None
         if entry.get("mocap") is not None:
             mocap = (root / str(entry["mocap"])).resolve()
@@ -253,13 +286,70 @@ def _check_trials(raw: Any, root: Path, cams: list[Camera], where: str, problems
                 problems.append(f"{where}: trial {name!r} mocap {entry['mocap']!r} is not a .trc file; export the mocap markers as .trc")
             elif not mocap.is_file():
                 problems.append(f"{mocap}: mocap file of trial {name!r} not found; fix the path in session.yaml (relative to the session folder)")
-        trials.append(Trial(name, kind, videos, mocap))
+        trials.append(Trial(name, kind, videos, mocap, pose2d, fps))
     if trials and not any(t.kind == "static" for t in trials):
         warnings.append(f"{where}: no static trial; scaling the model to the subject needs one (a few seconds standing still)")
     return trials
 
 
-def _trial_videos(entry: dict, root: Path, name: str, cam_ids: list[str], where: str, problems: list[str]) -> dict[str, Path]:
+def _trial_fps(entry: dict, name: str, cams: list[Camera], where: str, problems: list[str]) -> dict[str, float]:
+    """Declared frame rates per camera: the trial's ``fps`` (one number, or camera -> number) over the
+    camera's ``fps``."""
+    cam_ids = [c.id for c in cams]
+    fps = {c.id: c.fps for c in cams if c.fps is not None}
+    raw = entry.get("fps")
+    if isinstance(raw, dict):
+        for cam, value in raw.items():
+            if str(cam) not in cam_ids:
+                problems.append(f"{where}: trial {name!r} gives an fps for unknown camera {cam!r}; cameras are {cam_ids}")
+                continue
+            v = _check_fps(value, f"trial {name!r} camera {cam!r}", where, problems)
+            if v is not None:
+                fps[str(cam)] = v
+    elif raw is not None:
+        v = _check_fps(raw, f"trial {name!r}", where, problems)
+        if v is not None:
+            fps = {c: v for c in cam_ids}
+    return fps
+
+
+def _trial_sources(entry: dict, root: Path, name: str, cams: list[Camera], kcfg: dict[str, Any], json_dir: str,
+                   where: str, problems: list[str]) -> tuple[dict[str, Path], dict[str, Path], dict[str, float]]:
+    """A trial's videos, its folders of 2D keypoint files and declared frame rates. A camera may go
+    without a video when the JSON backend reads its keypoint files and its frame rate is declared."""
+    cam_ids = [c.id for c in cams]
+    folder = root / "videos" / name
+    use_json = kcfg.get("backend") == "json"
+    pose2d = {}
+    for cam in cam_ids:
+        d = root / json_dir / name / cam
+        if d.is_dir() and any(d.glob("*.json")):
+            pose2d[cam] = d.resolve()
+    fps = _trial_fps(entry, name, cams, where, problems)
+    explicit = entry.get("videos") is not None
+    no_videos = not explicit and not folder.is_dir()
+    if no_videos and pose2d and not use_json:
+        problems.append(f"{root / json_dir / name}: trial {name!r} has 2D keypoint files but no videos; to use them add "
+                        "config: {keypoints: {backend: json}} to session.yaml (or put its videos in "
+                        f"videos/{name}/<camera>.mp4)")
+        return {}, pose2d, fps
+    videos = _trial_videos(entry, root, name, cam_ids, where, problems, optional=set(cam_ids) if use_json else set())
+    for cam in cam_ids if use_json else []:
+        if cam in videos:
+            continue  # its JSON files are checked against the video when the keypoints stage reads them
+        if cam not in pose2d:
+            problems.append(f"{root / json_dir / name / cam}: no 2D keypoint files (and no video) of camera {cam!r} for trial "
+                            f"{name!r}; put its detector's JSON files there, one per frame (or its video in videos/{name}/{cam}.mp4)")
+        elif cam not in fps:
+            problems.append(f"{pose2d[cam]}: trial {name!r} camera {cam!r} has 2D keypoint files but no video to take "
+                            f"frame times from; add its frame rate to session.yaml: cameras: - {{id: {cam}, fps: 60}} "
+                            f"(or fps: 60 in trial {name!r})")
+    return videos, pose2d, fps
+
+
+def _trial_videos(entry: dict, root: Path, name: str, cam_ids: list[str], where: str, problems: list[str],
+                  optional: set[str] = frozenset()) -> dict[str, Path]:
+    """The trial's videos; a camera in ``optional`` (it has 2D keypoint files) may have none."""
     folder = root / "videos" / name
     videos: dict[str, Path] = {}
     explicit = entry.get("videos")
@@ -286,7 +376,8 @@ def _trial_videos(entry: dict, root: Path, name: str, cam_ids: list[str], where:
     for cam in cam_ids:
         path = videos.get(cam)
         if path is None:
-            problems.append(f"{folder / (cam + '.mp4')}: no video of camera {cam!r} for trial {name!r}; every camera must film every trial")
+            if cam not in optional:
+                problems.append(f"{folder / (cam + '.mp4')}: no video of camera {cam!r} for trial {name!r}; every camera must film every trial")
         elif not path.is_file():
             problems.append(f"{path}: video of camera {cam!r} for trial {name!r} not found")
         elif path.stat().st_size == 0:
@@ -317,12 +408,13 @@ def load_session(root: str | Path, cli_overrides: dict[str, Any] | None = None) 
     subject = _check_subject(raw.get("subject"), where, problems)
     cameras = _check_cameras(raw.get("cameras"), where, problems)
     board = _check_board(raw.get("checkerboard"), where, problems)
-    trials = _check_trials(raw.get("trials"), root, cameras, where, problems, warnings)
     config: dict[str, Any] = {}
     try:
         config = apply_overrides(load_defaults(), [(f"{where} (config)", raw.get("config")), ("--set", cli_overrides)])
     except ConfigError as exc:
         problems += exc.problems
+    # Where the 2D keypoints come from decides which trial files are needed.
+    trials = _check_trials(raw.get("trials"), root, cameras, where, problems, warnings, config.get("keypoints"))
     if problems:
         raise SessionError(problems)
     if not (root / "calibration" / "cameras.yaml").is_file():
