@@ -26,7 +26,8 @@ from pipeline.video import VideoError, iter_frames, probe
 
 def frames_inputs(ctx: StageContext) -> list[Path]:
     """Fingerprint inputs: each camera's video; for a camera without one, its JSON keypoint files
-    (they give the frame count), session.yaml (its declared fps) and the calibration (image size)."""
+    (they give the frame count) and the calibration (image size). The declared fps is a parameter
+    of the stage (pipeline/stages.py)."""
     out: list[Path] = []
     no_video = [c.id for c in ctx.session.cameras if c.id not in ctx.trial.videos]
     for c in ctx.session.cameras:
@@ -35,7 +36,6 @@ def frames_inputs(ctx: StageContext) -> list[Path]:
         elif c.id in ctx.trial.pose2d:
             out += sorted(ctx.trial.pose2d[c.id].glob("*.json"))
     if no_video:
-        out.append(ctx.session.yaml_path)
         if ctx.session.cameras_file.is_file():
             out.append(ctx.session.cameras_file)
     return out

