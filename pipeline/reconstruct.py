@@ -114,6 +114,16 @@ def activity_cutoff(ctx: StageContext, cfg: dict) -> float:
     return float(cfg["cutoffs_hz"]["other"])
 
 
+def check_cutoff(ctx: StageContext, cfg: dict, cutoff: float, rate: float) -> None:
+    """A low-pass cutoff at or above the Nyquist frequency (half the frame rate) filters nothing: refuse it."""
+    if cutoff < rate / 2:
+        return
+    key = "filter.cutoff_hz" if cfg["cutoff_hz"] > 0 else f"filter.cutoffs_hz ({ctx.trial.name}'s activity)"
+    raise StageInputError(f"{key} is {cutoff:g} Hz, at or above the Nyquist frequency {rate / 2:g} Hz of trial "
+                          f"{ctx.trial.name!r} (filmed at {rate:.0f} frames/s); set it below {rate / 2:g} Hz in "
+                          "session.yaml (config: filter:) or with --set, or 0 to choose by activity")
+
+
 def plot_trajectories(path, time_s: np.ndarray, raw: np.ndarray, smooth: np.ndarray) -> None:
     names = ["RKnee", "LAnkle", "RWrist", "midHip"]
     fig, axes = plt.subplots(len(names), 1, figsize=(9, 8), sharex=True)
@@ -137,6 +147,7 @@ def run_filter(ctx: StageContext) -> None:
         time_s, pts, err, used, conf = z["time_s"], z["points_m"], z["error_px"], z["used"], z["confidence"]
     rate = 1.0 / float(np.median(np.diff(time_s)))
     cutoff = activity_cutoff(ctx, cfg)
+    check_cutoff(ctx, cfg, cutoff, rate)
     std = measurement_std(err, np.where(conf > 0, conf, np.nan), cfg["measurement_std_m"], cfg["reprojection_ref_px"])
     res = smooth_keypoints(pts, rate, std, jerk_std=cfg["jerk_std"], gate_sigma=cfg["gate_sigma"], cutoff_hz=cutoff,
                            max_gap_s=cfg["max_gap_s"])
