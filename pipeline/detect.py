@@ -165,15 +165,24 @@ def json_inputs(ctx: StageContext) -> list[Path]:
     return videos + (sorted(root.glob("*/*.json")) if root.is_dir() else [])
 
 
-def _load_calibration(ctx: StageContext):
-    """The cameras when the session is calibrated (person selection then also uses geometry), else None."""
+def _load_calibration(ctx: StageContext, info: dict[str, Any]):
+    """The cameras when the session is calibrated (person selection then also uses geometry), else None;
+    fitted to the videos' sizes as triangulation fits them (StageInputError when an aspect differs)."""
     from calibration.camera import CameraFileError
-    from calibration.session_calibration import session_cameras
+    from calibration.session_calibration import cameras_for_videos, session_cameras
 
     try:
-        return session_cameras(ctx.session)
+        cameras = session_cameras(ctx.session)
     except CameraFileError:
         return None
+    try:
+        cameras, notes = cameras_for_videos(cameras, {c: (v["width"], v["height"]) for c, v in info.items()},
+                                            ctx.trial.videos, ctx.session.cameras_file)
+    except CameraFileError as exc:
+        raise StageInputError(str(exc)) from None
+    for note in notes:
+        ctx.log.info("%s", note)
+    return cameras
 
 
 def reprojection_error(cameras, times: list[np.ndarray], tracks: list[np.ndarray], max_frames: int = 150):
@@ -263,7 +272,7 @@ def run_keypoints(ctx: StageContext) -> None:
             raise StageInputError(f"{ctx.trial.videos[c]}: no person found in any frame; check that this phone "
                                   "films the subject in full (head to feet) and that the video is not black")
         options.append(opts)
-    cameras = _load_calibration(ctx)
+    cameras = _load_calibration(ctx, {c: info[c] for c in cams})
     if any(len(o) > 1 for o in options):
         agreement = subject_agreement([times[c] for c in cams], [tracks[c] for c in cams], [infos[c] for c in cams],
                                       ctx.config["sync"]["max_lag_s"], cameras)

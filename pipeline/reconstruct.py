@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 
 from biomech.trc import MarkerTable, write_trc  # noqa: E402
 from calibration.camera import CameraFileError  # noqa: E402
-from calibration.session_calibration import session_cameras  # noqa: E402
+from calibration.session_calibration import cameras_for_videos, session_cameras  # noqa: E402
 from models.keypoints import INDEX, LR_PAIRS, VIDEO_KEYPOINTS  # noqa: E402
 from pipeline.filtering import measurement_std, smooth_keypoints  # noqa: E402
 from pipeline.keypoints2d import read_keypoints_csv  # noqa: E402
@@ -75,11 +75,13 @@ def run_triangulate(ctx: StageContext) -> None:
                               "after synchronisation; check sync/sync.json and that all phones filmed the same trial")
     times = ref_t[(ref_t >= start - 1e-9) & (ref_t <= stop + 1e-9)]
     videos = json.loads((ctx.stage_dir("frames") / "frames.json").read_text())["cameras"]
-    for c, camera in zip(cams, cameras):
-        size, info = camera.image_size, videos[c]
-        if (info["width"], info["height"]) != tuple(size):
-            ctx.log.warning("%s: video is %dx%d but its calibration is %dx%d; check the camera file",
-                            ctx.trial.videos[c], info["width"], info["height"], *size)
+    try:  # refused when a video's aspect differs from its calibration; rescaled or an encoder crop otherwise
+        cameras, notes = cameras_for_videos(cameras, {c: (videos[c]["width"], videos[c]["height"]) for c in cams},
+                                            ctx.trial.videos, ctx.session.cameras_file)
+    except CameraFileError as exc:
+        raise StageInputError(str(exc)) from None
+    for note in notes:
+        ctx.log.warning("%s", note)
     obs = np.stack([resample_keypoints(common[c], data[c][1], times) for c in cams])  # (C, F, K, 3)
     uv, conf = obs[..., :2], np.nan_to_num(obs[..., 2])
     swapped = np.zeros((len(times), len(cams), len(PAIRS)), bool)
