@@ -32,7 +32,8 @@ def _overrides(args: argparse.Namespace):
 def cmd_run(args: argparse.Namespace) -> int:
     from pipeline.orchestrate import run_session
 
-    result = run_session(args.session, args.trial, args.from_stage, _overrides(args), False if args.no_progress else None)
+    result = run_session(args.session, args.trial, args.from_stage, _overrides(args), False if args.no_progress else None,
+                         wait=args.wait)
     return result.exit_code
 
 
@@ -276,6 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("session", help="session folder (holds session.yaml)")
     r.add_argument("--trial", action="append", help="only this trial (repeatable); default: all")
     r.add_argument("--from", dest="from_stage", metavar="STAGE", help="re-run this stage and every later one even if up to date")
+    r.add_argument("--wait", action="store_true", help="if another run is using this session, wait for it instead of refusing")
     with_set(r)
     with_progress(r)
     r.set_defaults(func=cmd_run)
@@ -371,6 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(ROOT))
     from calibration.intrinsics import CalibrationError
     from models.augmenter import AugmenterError
+    from pipeline.lock import RunRefused
     from pipeline.video import VideoError
     from sessions.config import ConfigError
     from sessions.session import SessionError
@@ -389,6 +392,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except CalibrationError as exc:
         print(f"calibration failed: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except RunRefused as exc:
+        print(f"cannot run: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except VideoError as exc:  # e.g. an unreadable calibration video
         print(f"bad video: {exc}", file=sys.stderr)

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeline.lock import check_writable, session_lock
 from pipeline.logs import session_logging
 from pipeline.runner import FAILED, Outcome, Runner
 from pipeline.stages import stages_from_config
@@ -34,14 +35,18 @@ def run_session(
     force_from: str | None = None,
     overrides: dict[str, Any] | None = None,
     show_progress: bool | None = None,
+    wait: bool = False,
 ) -> SessionRun:
-    """Run a session's trials; raises SessionError (bad input) before anything runs."""
+    """Run a session's trials; raises SessionError (bad input) before anything runs, and RunRefused
+    (pipeline/lock.py) when the output folder cannot be written or another run holds the session
+    (``wait``: wait for it instead)."""
     session = load_session(root, overrides)
     if trials:
         for name in trials:
             session.trial(name)  # unknown trial names are bad input, raised before any work
     stages = stages_from_config(session.config["run"]["stages"])
-    with session_logging(session.output_dir / "log.txt", session.config["run"]["log_level"]) as log:
+    check_writable(session.output_dir)
+    with session_lock(session.output_dir, wait), session_logging(session.output_dir / "log.txt", session.config["run"]["log_level"]) as log:
         log.info("session %s: subject %s, %d cameras, trials %s", session.root, session.subject.id,
                  len(session.cameras), ", ".join(t.name for t in session.trials))
         for w in session.warnings:
