@@ -38,15 +38,24 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from pipeline.preflight import check_media
     from sessions.session import load_session
 
     s = load_session(args.session, _overrides(args))
+    media = check_media(s)  # opens every video (header and first frame) and reads the camera file
+    if media.problems:
+        _print_problems("bad session", media.problems)
+        for w in s.warnings + media.notes:
+            print(f"  warning: {w}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     print(f"{s.yaml_path}: valid")
     print(f"  subject {s.subject.id}: {s.subject.height_m:g} m, {s.subject.mass_kg:g} kg, sex {s.subject.sex}")
     print(f"  cameras: {', '.join(c.id + (f' ({c.device})' if c.device else '') for c in s.cameras)}")
     for t in s.trials:
         print(f"  trial {t.name} [{t.kind}]: {len(t.videos)} videos" + (f", mocap {t.mocap.name}" if t.mocap else ""))
-    for w in s.warnings:
+        for cam, v in media.videos.get(t.name, {}).items():
+            print(f"    {cam}: {v.width}x{v.height}, {v.fps_nominal:.4g} fps, {v.frame_count_container} frames")
+    for w in s.warnings + media.notes:
         print(f"  warning: {w}")
     return EXIT_OK
 
