@@ -202,9 +202,10 @@ def cmd_augmenter_train(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from biomech.compare import compare_tables, write_comparison
+    from biomech.compare import check_subject, compare_tables, marker_coverage, marker_set_names, write_comparison
     from biomech.mot import read_mot
 
+    check_subject(args.height, args.mass)
     ours = read_mot(args.ours)
     ref_path = Path(args.reference)
     out = Path(args.out) if args.out else Path(args.ours).resolve().parent / f"compare_{ref_path.stem}"
@@ -213,7 +214,19 @@ def cmd_compare(args: argparse.Namespace) -> int:
             print("error: a mocap .trc reference needs --static STATIC.trc --height M --mass KG "
                   "(the lab's static trial and the subject, to scale the model)", file=sys.stderr)
             return EXIT_BAD_INPUT
-        from biomech.mocap import solve_mocap
+        from biomech.mocap import MOCAP_MARKER_SET, solve_mocap
+        from biomech.trc import read_trc
+
+        if args.marker_set or not args.model:  # a user's own model may carry its markers inside
+            set_xml = Path(args.marker_set) if args.marker_set else MOCAP_MARKER_SET
+            names = marker_set_names(set_xml)
+            for trc in (Path(args.static), ref_path):
+                if not trc.is_file():
+                    print(f"error: {trc}: file not found", file=sys.stderr)
+                    return EXIT_BAD_INPUT
+                note = marker_coverage(trc, read_trc(trc).names, names, f"the marker set {set_xml.name}")
+                if note:
+                    print(f"warning: {note}", file=sys.stderr)
 
         print(f"solving the mocap reference: scaling on {Path(args.static).name}, IK on {ref_path.name} ...")
         scaled, ik = solve_mocap(ref_path, args.static, args.height, args.mass, out / "mocap", model=args.model,
@@ -225,6 +238,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         ref = read_mot(ref_path)
     cmp = compare_tables(ours, ref, max_shift_s=args.max_shift, coordinates=args.coordinates)
     paths = write_comparison(cmp, out, plot=not args.no_plot)
+    for w in cmp.warnings:
+        print(f"warning: {w}", file=sys.stderr)
     s = cmp.summary()
     print(f"time shift {s['time_shift_s'] * 1000:.0f} ms (mean r {s['shift_mean_r']}), {s['frames_compared']} frames compared")
     print(f"{'coordinate':20s} {'RMSE':>7s} {'MAE':>7s} {'max':>7s} {'offset':>7s} {'r':>6s} {'ROM diff':>8s}")
