@@ -45,6 +45,8 @@ def run_session(
         for name in trials:
             session.trial(name)  # unknown trial names are bad input, raised before any work
     stages = stages_from_config(session.config["run"]["stages"])
+    if force_from is not None and force_from not in [s.name for s in stages]:  # bad input: before any work
+        raise ValueError(f"--from {force_from}: no such stage; stages are {[s.name for s in stages]}")
     check_writable(session.output_dir)
     with session_lock(session.output_dir, wait), session_logging(session.output_dir / "log.txt", session.config["run"]["log_level"]) as log:
         log.info("session %s: subject %s, %d cameras, trials %s", session.root, session.subject.id,

@@ -121,8 +121,8 @@ def check_cutoff(ctx: StageContext, cfg: dict, cutoff: float, rate: float) -> No
     if cutoff < rate / 2:
         return
     key = "filter.cutoff_hz" if cfg["cutoff_hz"] > 0 else f"filter.cutoffs_hz ({ctx.trial.name}'s activity)"
-    raise StageInputError(f"{key} is {cutoff:g} Hz, at or above the Nyquist frequency {rate / 2:g} Hz of trial "
-                          f"{ctx.trial.name!r} (filmed at {rate:.0f} frames/s); set it below {rate / 2:g} Hz in "
+    raise StageInputError(f"{key} is {cutoff:g} Hz, at or above the Nyquist frequency {rate / 2:.4g} Hz of trial "
+                          f"{ctx.trial.name!r} (filmed at {rate:.0f} frames/s); set it below {rate / 2:.4g} Hz in "
                           "session.yaml (config: filter:) or with --set, or 0 to choose by activity")
 
 
