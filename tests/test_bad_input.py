@@ -232,6 +232,8 @@ ROWS = [
         base="media", setup=_one_frame("videos/squats/cam2.mp4")),
     Row("validate-not-a-video", ["validate", "{root}"], 2, ("videos/static/cam2.mp4: cannot be opened as a video",),
         base="media", setup=_garbage("videos/static/cam2.mp4")),
+    Row("validate-zero-frames", ["validate", "{root}"], 2, ("videos/static/cam1.mp4: cannot be opened as a video",),
+        base="media", setup=lambda root, **_: _write_video(root / "videos" / "static" / "cam1.mp4", 0)),
     Row("validate-aspect-differs", ["validate", "{root}"], 2,
         ("videos/static/cam1.mp4: 360x640", "calibration/cameras.yaml calibrated camera cam1 at 640x360", "turned a quarter"),
         base="media", setup=_cameras("cam1", image_size=[640, 360])),
