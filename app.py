@@ -32,21 +32,31 @@ def _overrides(args: argparse.Namespace):
 def cmd_run(args: argparse.Namespace) -> int:
     from pipeline.orchestrate import run_session
 
-    result = run_session(args.session, args.trial, args.from_stage, _overrides(args), False if args.no_progress else None)
+    result = run_session(args.session, args.trial, args.from_stage, _overrides(args), False if args.no_progress else None,
+                         wait=args.wait)
     return result.exit_code
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from pipeline.preflight import check_media
     from sessions.session import load_session
 
     s = load_session(args.session, _overrides(args))
+    media = check_media(s)  # opens every video (header and first frame) and reads the camera file
+    if media.problems:
+        _print_problems("bad session", media.problems)
+        for w in s.warnings + media.notes:
+            print(f"  warning: {w}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     print(f"{s.yaml_path}: valid")
     print(f"  subject {s.subject.id}: {s.subject.height_m:g} m, {s.subject.mass_kg:g} kg, sex {s.subject.sex}")
     print(f"  cameras: {', '.join(c.id + (f' ({c.device})' if c.device else '') for c in s.cameras)}")
     for t in s.trials:
         print(f"  trial {t.name} [{t.kind}]: {len(t.videos)} videos" + (f", 2D keypoint files of {len(t.pose2d)} cameras" if t.pose2d else "")
               + (f", mocap {t.mocap.name}" if t.mocap else ""))
-    for w in s.warnings:
+        for cam, v in media.videos.get(t.name, {}).items():
+            print(f"    {cam}: {v.width}x{v.height}, {v.fps_nominal:.4g} fps, {v.frame_count_container} frames")
+    for w in s.warnings + media.notes:
         print(f"  warning: {w}")
     return EXIT_OK
 
@@ -193,9 +203,10 @@ def cmd_augmenter_train(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from biomech.compare import compare_tables, write_comparison
+    from biomech.compare import check_subject, compare_tables, marker_coverage, marker_set_names, write_comparison
     from biomech.mot import read_mot
 
+    check_subject(args.height, args.mass)
     ours = read_mot(args.ours)
     ref_path = Path(args.reference)
     out = Path(args.out) if args.out else Path(args.ours).resolve().parent / f"compare_{ref_path.stem}"
@@ -204,7 +215,19 @@ def cmd_compare(args: argparse.Namespace) -> int:
             print("error: a mocap .trc reference needs --static STATIC.trc --height M --mass KG "
                   "(the lab's static trial and the subject, to scale the model)", file=sys.stderr)
             return EXIT_BAD_INPUT
-        from biomech.mocap import solve_mocap
+        from biomech.mocap import MOCAP_MARKER_SET, solve_mocap
+        from biomech.trc import read_trc
+
+        if args.marker_set or not args.model:  # a user's own model may carry its markers inside
+            set_xml = Path(args.marker_set) if args.marker_set else MOCAP_MARKER_SET
+            names = marker_set_names(set_xml)
+            for trc in (Path(args.static), ref_path):
+                if not trc.is_file():
+                    print(f"error: {trc}: file not found", file=sys.stderr)
+                    return EXIT_BAD_INPUT
+                note = marker_coverage(trc, read_trc(trc).names, names, f"the marker set {set_xml.name}")
+                if note:
+                    print(f"warning: {note}", file=sys.stderr)
 
         print(f"solving the mocap reference: scaling on {Path(args.static).name}, IK on {ref_path.name} ...")
         scaled, ik = solve_mocap(ref_path, args.static, args.height, args.mass, out / "mocap", model=args.model,
@@ -216,6 +239,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         ref = read_mot(ref_path)
     cmp = compare_tables(ours, ref, max_shift_s=args.max_shift, coordinates=args.coordinates)
     paths = write_comparison(cmp, out, plot=not args.no_plot)
+    for w in cmp.warnings:
+        print(f"warning: {w}", file=sys.stderr)
     s = cmp.summary()
     print(f"time shift {s['time_shift_s'] * 1000:.0f} ms (mean r {s['shift_mean_r']}), {s['frames_compared']} frames compared")
     print(f"{'coordinate':20s} {'RMSE':>7s} {'MAE':>7s} {'max':>7s} {'offset':>7s} {'r':>6s} {'ROM diff':>8s}")
@@ -277,6 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("session", help="session folder (holds session.yaml)")
     r.add_argument("--trial", action="append", help="only this trial (repeatable); default: all")
     r.add_argument("--from", dest="from_stage", metavar="STAGE", help="re-run this stage and every later one even if up to date")
+    r.add_argument("--wait", action="store_true", help="if another run is using this session, wait for it instead of refusing")
     with_set(r)
     with_progress(r)
     r.set_defaults(func=cmd_run)
@@ -372,6 +398,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(ROOT))
     from calibration.intrinsics import CalibrationError
     from models.augmenter import AugmenterError
+    from pipeline.lock import RunRefused
     from pipeline.video import VideoError
     from sessions.config import ConfigError
     from sessions.session import SessionError
@@ -390,6 +417,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except CalibrationError as exc:
         print(f"calibration failed: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except RunRefused as exc:
+        print(f"cannot run: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except VideoError as exc:  # e.g. an unreadable calibration video
         print(f"bad video: {exc}", file=sys.stderr)

@@ -53,6 +53,7 @@ class Comparison:
     ref: np.ndarray
     only_ours: list[str] = field(default_factory=list)
     only_ref: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def table(self) -> list[dict]:
         return [
@@ -74,6 +75,7 @@ class Comparison:
             "coordinates": self.table(),
             "only_in_ours": self.only_ours,
             "only_in_reference": self.only_ref,
+            "warnings": self.warnings,
         }
 
 
@@ -165,6 +167,11 @@ def compare_tables(ours: CoordinateTable, ref: CoordinateTable, *, max_shift_s: 
         rate_hz = 1.0 / float(np.median(np.diff(ref.time_s))) if len(ref.time_s) > 1 else 100.0
     dt = 1.0 / rate_hz
     shift, r = find_shift(ours.time_s, a, ref.time_s, b, max_shift_s, dt)
+    warnings = []
+    if max_shift_s > 0 and np.isfinite(r) and abs(shift) >= max_shift_s - dt / 2:
+        warnings.append(f"the best time shift ({shift:+.2f} s) sits at the search limit (+-{max_shift_s:g} s): the "
+                        "recordings may be further apart, or not of the same movement; try a larger --max-shift, "
+                        "and check both files are of the same trial")
     t0 = max(ours.time_s[0] + shift, ref.time_s[0])
     t1 = min(ours.time_s[-1] + shift, ref.time_s[-1])
     if t1 <= t0:
@@ -186,7 +193,49 @@ def compare_tables(ours: CoordinateTable, ref: CoordinateTable, *, max_shift_s: 
         coords.append(CoordinateErrors(name, u_o[io[j]], float(np.sqrt(np.mean(e**2))), float(np.mean(np.abs(e))),
                                        float(np.max(np.abs(e))), float(np.mean(e)), rr,
                                        float(np.ptp(x)), float(np.ptp(y))))
-    return Comparison(shift, r, coords, t, ao, bo, only_ours, only_ref)
+    return Comparison(shift, r, coords, t, ao, bo, only_ours, only_ref, warnings)
+
+
+def check_subject(height_m: float | None, mass_kg: float | None) -> None:
+    """CompareError for a height or mass that cannot be metres / kilograms (e.g. 180 cm given as 180)."""
+    if height_m is not None:
+        if height_m > 3.0:
+            raise CompareError(f"--height {height_m:g}: looks like centimetres (or millimetres); give metres, e.g. "
+                               f"--height {height_m / 100:.2f}" if height_m < 300 else f"--height {height_m:g}: give metres, e.g. 1.75")
+        if height_m < 0.5:
+            raise CompareError(f"--height {height_m:g}: below 0.5 m; give the subject's height in metres, e.g. 1.75")
+    if mass_kg is not None:
+        if mass_kg > 500:
+            raise CompareError(f"--mass {mass_kg:g}: looks like grams; give kilograms, e.g. --mass {mass_kg / 1000:.1f}")
+        if mass_kg < 10:
+            raise CompareError(f"--mass {mass_kg:g}: below 10 kg; give the subject's mass in kilograms, e.g. 70")
+
+
+def marker_set_names(xml_path: str | Path) -> list[str]:
+    """Marker names of an OpenSim marker-set (or model) .xml file."""
+    import xml.etree.ElementTree as ET
+
+    try:
+        root = ET.parse(str(xml_path)).getroot()
+    except (OSError, ET.ParseError) as exc:
+        raise CompareError(f"{xml_path}: cannot read the marker set ({exc})") from None
+    return [m.get("name") for m in root.iter("Marker") if m.get("name")]
+
+
+def marker_coverage(trc_path: str | Path, trc_names: list[str], model_names: list[str], set_name: str) -> str | None:
+    """A warning naming the model markers a mocap file lacks (None when it has them all); CompareError
+    when it has none of them (wrong marker set: nothing to scale or solve with)."""
+    have = set(trc_names)
+    missing = [m for m in model_names if m not in have]
+    if not missing:
+        return None
+    if len(missing) == len(model_names):
+        raise CompareError(f"{trc_path}: none of the {len(model_names)} markers of {set_name} is in this file (it has "
+                           f"{', '.join(trc_names[:8])}{', ...' if len(trc_names) > 8 else ''}); give the model and "
+                           "marker set that match the lab's protocol with --model/--marker-set")
+    shown = ", ".join(missing[:12]) + (f" and {len(missing) - 12} more" if len(missing) > 12 else "")
+    return (f"{trc_path}: {len(missing)} of the {len(model_names)} markers of {set_name} are missing ({shown}); "
+            "they are left out of scaling and IK, which may then be less accurate")
 
 
 def write_comparison(cmp: Comparison, out_dir: str | Path, name: str = "comparison", plot: bool = True) -> dict[str, Path]:

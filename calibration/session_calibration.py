@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -43,6 +43,56 @@ def session_cameras(session: Session) -> list[Camera]:
     if missing:
         raise CameraFileError(f"{path}: no calibration for camera(s) {missing}; re-run the calibration with every camera")
     return [by_id[c.id] for c in session.cameras]
+
+
+# A video at most this much smaller or larger than its calibration, per axis, is the same picture
+# cropped or padded by the encoder (e.g. 1088 px calibrated, 1080 px in the video: H.264 codes
+# whole 16-pixel blocks): accepted with a note, intrinsics unchanged (the crop is at the right and
+# bottom edges, so the principal point stays).
+ENCODER_CROP_SHARE = 0.01
+
+
+def cameras_for_videos(cameras: list[Camera], sizes: dict[str, tuple[int, int]], videos: dict[str, object] | None = None,
+                       cameras_file: object = "the camera file") -> tuple[list[Camera], list[str]]:
+    """The cameras fitted to the videos' sizes (width, height; upright, as decoded), and a note per change.
+
+    Same size: unchanged. Within ENCODER_CROP_SHARE per axis: an encoder crop, accepted as it is. Same
+    aspect at another resolution: K (fx, fy, cx, cy) rescaled to the video. Another aspect (e.g. a
+    portrait video calibrated in landscape, or a cropped or zoomed recording): CameraFileError naming
+    the video and the camera file. ``videos``: camera -> video path, for the messages.
+    """
+    out, notes, problems = [], [], []
+    for cam in cameras:
+        if cam.name not in sizes:
+            out.append(cam)
+            continue
+        w, h = (int(v) for v in sizes[cam.name])
+        cw, ch = cam.image_size
+        video = (videos or {}).get(cam.name, f"camera {cam.name}'s video")
+        if (w, h) == (cw, ch):
+            out.append(cam)
+            continue
+        sx, sy = w / cw, h / ch
+        if abs(sx - 1) <= ENCODER_CROP_SHARE and abs(sy - 1) <= ENCODER_CROP_SHARE:
+            notes.append(f"{video}: {w}x{h} while {cameras_file} calibrated camera {cam.name} at {cw}x{ch}; "
+                         f"treated as the encoder's crop of {abs(cw - w)}x{abs(ch - h)} px at the edges (intrinsics kept)")
+            out.append(replace(cam, image_size=(w, h), info={**cam.info, "fitted_to_video": "encoder crop"}))
+        elif abs(sx / sy - 1) <= ENCODER_CROP_SHARE:
+            K = cam.K.copy()
+            K[0, :] *= sx
+            K[1, :] *= sy
+            notes.append(f"{video}: {w}x{h} while {cameras_file} calibrated camera {cam.name} at {cw}x{ch} (same aspect); "
+                         f"intrinsics rescaled by {sx:.4g} (fx, fy, cx, cy)")
+            out.append(replace(cam, image_size=(w, h), K=K, info={**cam.info, "fitted_to_video": f"rescaled x{sx:.4g}"}))
+        else:
+            turned = " (turned a quarter: check the phone's rotation, or calibrate in the orientation it recorded)" \
+                if (w > h) != (cw > ch) else ""
+            problems.append(f"{video}: {w}x{h} (aspect {w / h:.3f}) but {cameras_file} calibrated camera {cam.name} at "
+                            f"{cw}x{ch} (aspect {cw / ch:.3f}){turned}; a calibration fits only the picture it was made "
+                            "for: calibrate again with this recording's settings, or record at the calibrated size")
+    if problems:
+        raise CameraFileError("\n".join(problems))
+    return out, notes
 
 
 @dataclass

@@ -17,12 +17,9 @@ change of selection settings does not detect again.
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import queue as queue_mod
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import cv2
@@ -39,6 +36,7 @@ from pipeline.runner import StageContext, StageInputError
 from pipeline.swaps import fix_swaps
 from pipeline.sync import speed_signal, synchronise
 from pipeline.video import VideoError, iter_frames
+from pipeline.workers import progress_queue, report_progress, worker_pool
 
 # The detector's code (its module and what it imports, the video reader) and the mediapipe
 # version decide the raw detections, so they key the detection cache, not a hand-kept number.
@@ -48,21 +46,21 @@ BACKENDS = ("mediapipe", "json")
 
 def detect_video(path: str, max_people: int, min_detection_confidence: float, progress=None) -> np.ndarray:
     """MediaPipe on every frame of one video -> (frames, max_people, 20, 3). ``progress``: a queue that
-    receives (path, frames done since last report)."""
+    receives (path, frames done since last report); by default the worker pool's (pipeline/workers.py)."""
     from models.pose_mediapipe import MediaPipeDetector
 
+    put = progress.put if progress is not None else report_progress
     cv2.setNumThreads(1)  # the pool already uses every core
     det = MediaPipeDetector(max_people, min_detection_confidence)
     out = []
     try:
         for fr in iter_frames(path):
             out.append(det(fr.image))
-            if progress is not None and len(out) % 10 == 0:
-                progress.put((path, 10))
+            if len(out) % 10 == 0:
+                put((path, 10))
     finally:
         det.close()
-    if progress is not None:
-        progress.put((path, len(out) % 10))
+    put((path, len(out) % 10))
     return np.asarray(out).reshape(-1, max_people, len(VIDEO_KEYPOINTS), 3)
 
 
@@ -106,30 +104,25 @@ def detect_all(ctx: StageContext, cams: list[str]) -> dict[str, np.ndarray]:
     bars = {str(path): tqdm(desc=f"{ctx.trial.name}/{cam} keypoints", unit="fr", leave=False, disable=not ctx.show_progress)
             for cam, (path, _) in todo.items()}
     errors: list[VideoError] = []
+    # Always in worker processes (even one): they die with the run, and MediaPipe's own log lines go
+    # to output/log.txt instead of the console (pipeline/workers.py).
+    q = progress_queue()
     try:
-        if workers == 1:
-            progress = SimpleNamespace(put=lambda item: bars[item[0]].update(item[1]))
-            for cam, (path, _) in todo.items():
-                store(cam, detect_video(str(path), *args, progress))
-        else:
-            with multiprocessing.Manager() as manager:
-                q = manager.Queue()
-                with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-                    futures = {cam: pool.submit(detect_video, str(path), *args, q) for cam, (path, _) in todo.items()}
-                    while not all(f.done() for f in futures.values()):
-                        try:
-                            p, n = q.get(timeout=0.2)
-                            bars[p].update(n)
-                        except queue_mod.Empty:
-                            pass
-                    for cam, fut in futures.items():
-                        try:
-                            store(cam, fut.result())
-                        except VideoError as exc:
-                            errors.append(exc)
-    except VideoError as exc:
-        errors.append(exc)
+        with worker_pool(workers, ctx.session.output_dir / "log.txt", q) as pool:
+            futures = {cam: pool.submit(detect_video, str(path), *args) for cam, (path, _) in todo.items()}
+            while not all(f.done() for f in futures.values()):
+                try:
+                    p, n = q.get(timeout=0.2)
+                    bars[p].update(n)
+                except queue_mod.Empty:
+                    pass
+            for cam, fut in futures.items():
+                try:
+                    store(cam, fut.result())
+                except VideoError as exc:
+                    errors.append(exc)
     finally:
+        q.close()
         for b in bars.values():
             b.close()
     if errors:
@@ -173,15 +166,24 @@ def json_inputs(ctx: StageContext) -> list[Path]:
     return videos + (sorted(root.glob("*/*.json")) if root.is_dir() else [])
 
 
-def _load_calibration(ctx: StageContext):
-    """The cameras when the session is calibrated (person selection then also uses geometry), else None."""
+def _load_calibration(ctx: StageContext, info: dict[str, Any]):
+    """The cameras when the session is calibrated (person selection then also uses geometry), else None;
+    fitted to the videos' sizes as triangulation fits them (StageInputError when an aspect differs)."""
     from calibration.camera import CameraFileError
-    from calibration.session_calibration import session_cameras
+    from calibration.session_calibration import cameras_for_videos, session_cameras
 
     try:
-        return session_cameras(ctx.session)
+        cameras = session_cameras(ctx.session)
     except CameraFileError:
         return None
+    try:
+        cameras, notes = cameras_for_videos(cameras, {c: (v["width"], v["height"]) for c, v in info.items()},
+                                            ctx.trial.videos, ctx.session.cameras_file)
+    except CameraFileError as exc:
+        raise StageInputError(str(exc)) from None
+    for note in notes:
+        ctx.log.info("%s", note)
+    return cameras
 
 
 def reprojection_error(cameras, times: list[np.ndarray], tracks: list[np.ndarray], max_frames: int = 150):
@@ -278,7 +280,7 @@ def run_keypoints(ctx: StageContext) -> None:
             raise StageInputError(f"{ctx.trial.source(c)}: no person found in any frame; check that this phone "
                                   "films the subject in full (head to feet) and that the video is not black")
         options.append(opts)
-    cameras = _load_calibration(ctx)
+    cameras = _load_calibration(ctx, {c: info[c] for c in cams})
     if any(len(o) > 1 for o in options):
         agreement = subject_agreement([times[c] for c in cams], [tracks[c] for c in cams], [infos[c] for c in cams],
                                       ctx.config["sync"]["max_lag_s"], cameras)

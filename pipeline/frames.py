@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from pipeline.runner import StageContext, StageInputError
-from pipeline.video import VideoError, iter_frames, probe
+from pipeline.video import MIN_FRAMES, VideoError, check_video, iter_frames
 
 
 def frames_inputs(ctx: StageContext) -> list[Path]:
@@ -84,7 +84,7 @@ def scan_camera(ctx: StageContext, cam: str, path: Path) -> tuple[dict[str, Any]
     """Decode one camera's video once: timestamps of all frames, pixels of the contact-sheet frames."""
     cfg = ctx.config["frames"]
     try:
-        info = probe(path)
+        info = check_video(path)
     except VideoError as exc:
         raise StageInputError(str(exc)) from None
     n_est = max(info.frame_count_container, 1)
@@ -101,6 +101,9 @@ def scan_camera(ctx: StageContext, cam: str, path: Path) -> tuple[dict[str, Any]
     t = np.asarray(times)
     if len(t) == 0:
         raise StageInputError(f"{path}: no frame could be decoded; re-export the video as H.264 .mp4")
+    if len(t) < MIN_FRAMES:
+        raise StageInputError(f"{path}: only {len(t)} frame decodes; a trial needs a video of at least {MIN_FRAMES} "
+                              "frames (in practice seconds); record it again")
     expected = info.frame_count_container
     if expected > 0 and len(t) < (1 - cfg["max_missing_frame_share"]) * expected:
         raise StageInputError(

@@ -1,12 +1,12 @@
 """Run the pipeline on one session: load and validate it, run the stages, log, summarise."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import json
-
+from pipeline.lock import check_writable, session_lock
 from pipeline.logs import session_logging
 from pipeline.runner import FAILED, Outcome, Runner
 from pipeline.stages import stages_from_config
@@ -33,7 +33,12 @@ class SessionRun:
 
     @property
     def exit_code(self) -> int:
-        return EXIT_TRIAL_FAILED if self.failed_trials or self.unusable_trials else EXIT_OK
+        """2 when every failure is bad input found by a stage (a still image, a video that does not fit
+        its calibration, ...), 1 for any other failure or an unusable trial, else 0."""
+        failures = [o for o in self.outcomes if o.status == FAILED]
+        if failures and all(o.bad_input for o in failures):
+            return EXIT_BAD_INPUT
+        return EXIT_TRIAL_FAILED if failures or self.unusable_trials else EXIT_OK
 
 
 def run_session(
@@ -42,14 +47,20 @@ def run_session(
     force_from: str | None = None,
     overrides: dict[str, Any] | None = None,
     show_progress: bool | None = None,
+    wait: bool = False,
 ) -> SessionRun:
-    """Run a session's trials; raises SessionError (bad input) before anything runs."""
+    """Run a session's trials; raises SessionError (bad input) before anything runs, and RunRefused
+    (pipeline/lock.py) when the output folder cannot be written or another run holds the session
+    (``wait``: wait for it instead)."""
     session = load_session(root, overrides)
     if trials:
         for name in trials:
             session.trial(name)  # unknown trial names are bad input, raised before any work
     stages = stages_from_config(session.config["run"]["stages"])
-    with session_logging(session.output_dir / "log.txt", session.config["run"]["log_level"]) as log:
+    if force_from is not None and force_from not in [s.name for s in stages]:  # bad input: before any work
+        raise ValueError(f"--from {force_from}: no such stage; stages are {[s.name for s in stages]}")
+    check_writable(session.output_dir)
+    with session_lock(session.output_dir, wait), session_logging(session.output_dir / "log.txt", session.config["run"]["log_level"]) as log:
         log.info("session %s: subject %s, %d cameras, trials %s", session.root, session.subject.id,
                  len(session.cameras), ", ".join(t.name for t in session.trials))
         for w in session.warnings:

@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 
 from biomech.trc import MarkerTable, write_trc  # noqa: E402
 from calibration.camera import CameraFileError  # noqa: E402
-from calibration.session_calibration import session_cameras  # noqa: E402
+from calibration.session_calibration import cameras_for_videos, session_cameras  # noqa: E402
 from models.keypoints import INDEX, LR_PAIRS, VIDEO_KEYPOINTS  # noqa: E402
 from pipeline.filtering import measurement_std, smooth_keypoints  # noqa: E402
 from pipeline.gaps import analysable_span, describe_runs, nan_runs  # noqa: E402
@@ -78,11 +78,15 @@ def run_triangulate(ctx: StageContext) -> None:
                               "after synchronisation; check sync/sync.json and that all phones filmed the same trial")
     times = ref_t[(ref_t >= start - 1e-9) & (ref_t <= stop + 1e-9)]
     videos = json.loads((ctx.stage_dir("frames") / "frames.json").read_text())["cameras"]
-    for c, camera in zip(cams, cameras):
-        size, info = camera.image_size, videos[c]
-        if info["width"] is not None and (info["width"], info["height"]) != tuple(size):  # None: keypoint files only
-            ctx.log.warning("%s: video is %dx%d but its calibration is %dx%d; check the camera file",
-                            ctx.trial.source(c), info["width"], info["height"], *size)
+    sizes = {c: (videos[c]["width"], videos[c]["height"]) for c in cams
+             if videos[c]["width"] is not None}  # None: keypoint files only, no picture to compare
+    try:  # refused when a video's aspect differs from its calibration; rescaled or an encoder crop otherwise
+        cameras, notes = cameras_for_videos(cameras, sizes, {c: ctx.trial.source(c) for c in cams},
+                                            ctx.session.cameras_file)
+    except CameraFileError as exc:
+        raise StageInputError(str(exc)) from None
+    for note in notes:
+        ctx.log.warning("%s", note)
     obs = np.stack([resample_keypoints(common[c], data[c][1], times) for c in cams])  # (C, F, K, 3)
     uv, conf = obs[..., :2], np.nan_to_num(obs[..., 2])
     swapped = np.zeros((len(times), len(cams), len(PAIRS)), bool)
@@ -142,6 +146,16 @@ def activity_cutoff(ctx: StageContext, cfg: dict) -> float:
     return float(cfg["cutoffs_hz"]["other"])
 
 
+def check_cutoff(ctx: StageContext, cfg: dict, cutoff: float, rate: float) -> None:
+    """A low-pass cutoff at or above the Nyquist frequency (half the frame rate) filters nothing: refuse it."""
+    if cutoff < rate / 2:
+        return
+    key = "filter.cutoff_hz" if cfg["cutoff_hz"] > 0 else f"filter.cutoffs_hz ({ctx.trial.name}'s activity)"
+    raise StageInputError(f"{key} is {cutoff:g} Hz, at or above the Nyquist frequency {rate / 2:.4g} Hz of trial "
+                          f"{ctx.trial.name!r} (filmed at {rate:.0f} frames/s); set it below {rate / 2:.4g} Hz in "
+                          "session.yaml (config: filter:) or with --set, or 0 to choose by activity")
+
+
 def plot_trajectories(path, time_s: np.ndarray, raw: np.ndarray, smooth: np.ndarray) -> None:
     names = ["RKnee", "LAnkle", "RWrist", "midHip"]
     fig, axes = plt.subplots(len(names), 1, figsize=(9, 8), sharex=True)
@@ -167,6 +181,7 @@ def run_filter(ctx: StageContext) -> None:
         z_seen = z["seen"] if "seen" in z else used
     rate = 1.0 / float(np.median(np.diff(time_s)))
     cutoff = activity_cutoff(ctx, cfg)
+    check_cutoff(ctx, cfg, cutoff, rate)
     std = measurement_std(err, np.where(conf > 0, conf, np.nan), cfg["measurement_std_m"], cfg["reprojection_ref_px"])
     res = smooth_keypoints(pts, rate, std, jerk_std=cfg["jerk_std"], gate_sigma=cfg["gate_sigma"], cutoff_hz=cutoff,
                            max_gap_s=cfg["max_gap_s"])

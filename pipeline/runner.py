@@ -121,6 +121,7 @@ class Outcome:
     status: str
     seconds: float = 0.0
     message: str = ""
+    bad_input: bool = False  # failed on a StageInputError: the input, not the program, is at fault
 
 
 def read_manifest(stage_dir: Path) -> dict[str, Any] | None:
@@ -296,7 +297,8 @@ class Runner:
             self.log.error("%s/%s: FAILED: %s", tname, name, exc)
             self.log.debug("%s", traceback.format_exc())
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            return self._not_current(final, FAILED, first, Outcome(tname, name, FAILED, seconds, first))
+            return self._not_current(final, FAILED, first, Outcome(tname, name, FAILED, seconds, first,
+                                                                   bad_input=isinstance(exc, StageInputError)))
         finally:
             self.digests.save()
 

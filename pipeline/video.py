@@ -14,6 +14,16 @@ from typing import Iterator
 import cv2
 import numpy as np
 
+try:  # OpenCV's own warnings (e.g. "can't be used to capture by name") would only repeat our message
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+except AttributeError:  # pragma: no cover - older OpenCV builds
+    pass
+
+# A still photo is not a video: refused by name (FFmpeg would read it as a 1-frame "video").
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".heic", ".heif")
+_IMAGE_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"BM", b"II*\x00", b"MM\x00*", b"RIFF")
+MIN_FRAMES = 2
+
 
 class VideoError(RuntimeError):
     """A video that cannot be used; the message names the file and what to do."""
@@ -62,12 +72,40 @@ def probe(path: str | Path) -> VideoInfo:
             width=int(img.shape[1]),
             height=int(img.shape[0]),
             fps_nominal=float(cap.get(cv2.CAP_PROP_FPS) or 0.0),
-            frame_count_container=int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0),
+            frame_count_container=max(int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0), 0),
             rotation_deg=int(cap.get(cv2.CAP_PROP_ORIENTATION_META) or 0) % 360,
             codec=codec,
         )
     finally:
         cap.release()
+
+
+def is_still_image(path: str | Path) -> bool:
+    """True for a photo (by its name or its first bytes), whatever OpenCV would make of it."""
+    path = Path(path)
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return True
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+    except OSError:
+        return False
+    return any(head.startswith(m) for m in _IMAGE_MAGIC[:-1]) or (head.startswith(b"RIFF") and head[8:12] == b"WEBP") \
+        or head[4:12] in (b"ftypheic", b"ftypheix", b"ftypmif1")
+
+
+def check_video(path: str | Path) -> VideoInfo:
+    """``probe`` plus the checks a usable recording passes (a video, not a photo; 2 frames or more in its
+    header); VideoError naming the file and what to do otherwise. Cheap: decodes only the first frame."""
+    path = Path(path)
+    if path.is_file() and is_still_image(path):
+        raise VideoError(f"{path}: a still image, not a video; record the trial as a video with this phone "
+                         "(a few seconds at 30-240 frames/s)")
+    info = probe(path)
+    if 0 < info.frame_count_container < MIN_FRAMES:
+        raise VideoError(f"{path}: only {info.frame_count_container} frame; a trial needs a video of at least "
+                         f"{MIN_FRAMES} frames (in practice seconds); record it again")
+    return info
 
 
 def iter_frames(path: str | Path, images: bool | set[int] = True) -> Iterator[Frame]:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from pipeline.lock import RunRefused
 from sessions.config import ConfigError
 from sessions.session import SessionError
 
@@ -24,7 +25,7 @@ def find_sessions(root: str | Path) -> list[Path]:
 @dataclass
 class BatchEntry:
     session: Path
-    status: str  # 'ok', 'trial failed', 'unusable', 'invalid', 'crashed'
+    status: str  # 'ok', 'trial failed', 'unusable', 'invalid', 'refused', 'crashed'
     detail: str = ""
     failed_trials: list[str] | None = None
     verdicts: dict[str, str] | None = None  # trial -> ok / doubtful / unusable / incomplete
@@ -43,6 +44,8 @@ def run_batch(root: str | Path, run_one: Callable[..., Any], **kwargs: Any) -> l
             entries.append(BatchEntry(path, status, detail, failed, verdicts))
         except (SessionError, ConfigError) as exc:
             entries.append(BatchEntry(path, "invalid", "; ".join(exc.problems)))
+        except RunRefused as exc:  # another run holds it, or its output folder is read-only
+            entries.append(BatchEntry(path, "refused", str(exc)))
         except Exception as exc:  # a crash in one session must not lose the others
             entries.append(BatchEntry(path, "crashed", f"{type(exc).__name__}: {exc}"))
     return entries
