@@ -213,7 +213,7 @@ def run_filter(ctx: StageContext) -> None:
     all_err = err[np.isfinite(err)]
     trimmed = span["trimmed_start_s"] + span["trimmed_end_s"]
     ctx.summary.update(cutoff_hz=cutoff, span_share=span["share"], span_s=[span["start_s"], span["end_s"]],
-                       filled_frame_share=span["filled_frame_share"],
+                       filled_share=span["filled_share"],
                        message=f"{len(time_s)} frames, cutoff {cutoff:g} Hz, reprojection "
                        f"mean {all_err.mean() if all_err.size else float('nan'):.1f} px, {len(gaps)} keypoints with gaps left empty"
                        + (f", {trimmed:.2f} s trimmed at the ends (span {span['start_s']:.2f}-{span['end_s']:.2f} s)"
@@ -263,5 +263,6 @@ def trial_span(ctx: StageContext, cfg: dict, raw: np.ndarray, smooth: np.ndarray
         "share": round((b - a) / frames, 4),
         "trimmed_start_s": round(a / rate, 4), "trimmed_end_s": round((frames - b) / rate, 4),
         "limited_by": {n: " and ".join(v) for n, v in limited.items()},
-        "filled_frame_share": round(float((~measured).any(axis=1).mean()), 4) if b > a else 0.0,
+        # share of the span's body-keypoint positions that were filled over a short gap, not measured
+        "filled_share": round(float((~measured).mean()), 4) if b > a else 0.0,
     }

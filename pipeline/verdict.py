@@ -83,9 +83,9 @@ CHECKS = [
     Check("span_share", "filter", lambda s: s.get("span_share"), False,
           "only {v} of the trial could be analysed (keypoints missing at its start or end; doubtful below {d}, "
           "unusable below {u})", _pct),
-    Check("filled_frame_share", "filter", lambda s: s.get("filled_frame_share"), True,
-          "{v} of the analysed frames have a body keypoint filled in over a short gap (doubtful above {d}, "
-          "unusable above {u})", _pct),
+    Check("filled_share", "filter", lambda s: s.get("filled_share"), True,
+          "{v} of the body keypoint positions were not triangulated but filled in over short gaps (doubtful above "
+          "{d}, unusable above {u})", _pct),
     Check("bridged_frame_share", "augment", lambda s: s.get("bridged_core_frame_share"), True,
           "{v} of the frames have a body keypoint missing for longer than augment.max_gap_s, so some markers and "
           "joint angles are empty there (doubtful above {d}, unusable above {u})", _pct),
