@@ -106,8 +106,8 @@ def run_scale(ctx: StageContext) -> None:
                         summary["static_marker_rms_mm"], cfg["warn_static_rms_mm"])
 
 
-def _generic_scaled(ctx: StageContext) -> Path:
-    """No static trial: our generic model scaled uniformly to the subject's height."""
+def _generic_scaled(ctx: StageContext, why: str) -> Path:
+    """Our generic model scaled uniformly to the subject's height (no scaled model from a static trial)."""
     model = load_model(model_file(ctx.config))
     model.initSystem()
     f = ctx.session.subject.height_m / GENERIC_HEIGHT_M
@@ -115,29 +115,29 @@ def _generic_scaled(ctx: StageContext) -> Path:
     scaled = scaled_copy(model, {bodies.get(i).getName(): (f, f, f) for i in range(bodies.getSize())})
     path = ctx.out_dir / f"{MODEL_NAME}_height_scaled.osim"
     scaled.printToXML(str(path))
-    ctx.log.warning("%s/ik: the session has no static trial; using the generic model scaled to %.2f m "
-                    "(record a static trial for subject-specific segment lengths)", ctx.trial.name,
-                    ctx.session.subject.height_m)
+    ctx.log.warning("%s/ik: %s; using the generic model scaled to %.2f m (a static trial gives subject-specific "
+                    "segment lengths)", ctx.trial.name, why, ctx.session.subject.height_m)
     return path
 
 
-def scaled_model(ctx: StageContext) -> Path | None:
-    """The static trial's scaled model (None when the session has no static trial)."""
+def scaled_model(ctx: StageContext) -> tuple[Path | None, str]:
+    """(the static trial's scaled model, '') or (None, why there is none)."""
     static = static_trial(ctx)
     if static is None:
-        return None
+        return None, "the session has no static trial"
     path = ctx.stage_dir("scale", static.name) / "scaled.osim"
     if not path.is_file():
-        raise StageInputError(f"{path}: no scaled model; the static trial {static.name!r} must pass its scale "
-                              f"stage first (run it, or see output/log.txt for why it failed)")
-    return path
+        if static.name == ctx.trial.name:
+            raise StageInputError(f"{path}: no scaled model; the scale stage of this static trial has not finished")
+        return None, f"the static trial {static.name!r} has no scaled model (its scale stage did not finish; see output/log.txt)"
+    return path, ""
 
 
 def ik_inputs(ctx: StageContext) -> list[Path]:
-    """The model file when there is no static trial (the scaled model is an upstream output)."""
+    """The model file when there is no scaled model from a static trial (that one is an upstream output)."""
     cfg = ctx.config["ik"]
     files = [Path(cfg["setup"])] if cfg["setup"] else []
-    return files + ([model_file(ctx.config)] if static_trial(ctx) is None else [])
+    return files + ([model_file(ctx.config)] if scaled_model(ctx)[0] is None else [])
 
 
 def run_ik_stage(ctx: StageContext) -> None:
@@ -146,7 +146,8 @@ def run_ik_stage(ctx: StageContext) -> None:
     if not trc_path.is_file():
         raise StageInputError(f"{trc_path}: markers not found; the {'augment' if source == 'augmented' else 'filter'} "
                               "stage of this trial has not finished")
-    model = scaled_model(ctx) or _generic_scaled(ctx)
+    model, why = scaled_model(ctx)
+    model = model or _generic_scaled(ctx, why)
     # Only the chosen marker set takes part (augmented files carry the video keypoints too).
     weights = _weights(ctx.config)
     chosen = MARKER_SETS[_marker_set_name(source)]
@@ -161,6 +162,7 @@ def run_ik_stage(ctx: StageContext) -> None:
     out_of_range = coordinates_out_of_range(model, result.mot_path)
     ctx.summary.update(markers=source, frames=s["frames"], marker_rms_mean_mm=s["marker_rms_mean_mm"],
                        flagged_share=round(len(s["flagged_frames"]) / max(s["frames"], 1), 4),
+                       model_scaled_on="static trial" if not why else "height only", model_note=why,
                        coordinates_emptied_frames=emptied,
                        marker_rms_max_mm=s["marker_rms_max_mm"], flagged_frames=len(s["flagged_frames"]),
                        frames_per_second=s["frames_per_second"], out_of_range=out_of_range,

@@ -35,6 +35,7 @@ from sessions.session import TRIAL_KINDS, Session, Trial
 MANIFEST = "_stage.json"
 STALE_SUFFIX = ".stale"
 STALE_NOTE = "STALE.txt"
+ABSENT = "absent"
 T = TypeVar("T")
 
 # Outcome statuses, in the words the summary table prints.
@@ -80,6 +81,8 @@ class Stage:
     extra_needs: config -> more stages of the same trial it reads under that config (the scale
         and ik stages read the augment stage's markers only when the augmenter is used).
     static_needs: stages of the session's static trial whose outputs it reads (the scaled model).
+    static_fallback: when those did not finish (failed or blocked), a dynamic trial's stage runs
+        without them and copes (ik then uses the generic model scaled to the subject's height).
     config_sections: sections of config.yaml its outputs depend on.
     inputs: session files it reads (videos, mocap, calibration), hashed for the fingerprint.
     params: other values its outputs depend on (subject height, ...), part of the fingerprint.
@@ -96,6 +99,7 @@ class Stage:
     needs: tuple[str, ...] = ()
     extra_needs: Callable[[dict[str, Any]], tuple[str, ...]] = lambda config: ()
     static_needs: tuple[str, ...] = ()
+    static_fallback: bool = False
     config_sections: tuple[str, ...] = ()
     inputs: Callable[[StageContext], list[Path]] = lambda ctx: []
     params: Callable[[StageContext], dict[str, Any]] = lambda ctx: {}
@@ -207,7 +211,8 @@ class Runner:
         upstream = {}
         for t, need in self.upstream(stage, ctx.trial):
             m = read_manifest(ctx.stage_dir(need, t))
-            upstream[upstream_key(t, need, ctx.trial.name)] = digest_json(m["outputs"]) if m else None
+            # "absent": a fallback stage ran without it (static_fallback); current while it stays absent
+            upstream[upstream_key(t, need, ctx.trial.name)] = digest_json(m["outputs"]) if m else ABSENT
         parts = {
             "stage": stage.name,
             "code": stage.code(),
@@ -243,8 +248,14 @@ class Runner:
         final = self.session.output_dir / tname / name
         if trial.kind not in stage.kinds:
             return Outcome(tname, name, NOT_APPLICABLE, message=f"only for {'/'.join(stage.kinds)} trials")
-        waiting = [upstream_key(t, n, tname) for t, n in self.upstream(stage, trial)
-                   if self.status.get((t, n)) not in (DONE, UP_TO_DATE)]
+        ups = self.upstream(stage, trial)
+        if stage.static_fallback and self.static is not None and tname != self.static.name:
+            gone = [(t, n) for t, n in ups if t == self.static.name and self.status.get((t, n)) in (FAILED, BLOCKED)]
+            if gone:
+                self.log.warning("%s/%s: runs without %s, which did not finish", tname, name,
+                                 ", ".join(f"{t}/{n}" for t, n in gone))
+                ups = [u for u in ups if u not in gone]
+        waiting = [upstream_key(t, n, tname) for t, n in ups if self.status.get((t, n)) not in (DONE, UP_TO_DATE)]
         if waiting:
             msg = f"waits for {', '.join(waiting)}"
             self.log.debug("%s/%s: blocked, %s", tname, name, msg)
@@ -369,7 +380,11 @@ def invalidate_inconsistent(output_dir: Path, trials: list[str]) -> list[tuple[P
                 for key, digest in (m.get("made_from", {}).get("upstream") or {}).items():
                     up_trial, _, up_stage = key.rpartition("/")
                     current = read_manifest(output_dir / (up_trial or trial) / up_stage)
-                    if digest is None or current is None or digest_json(current["outputs"]) != digest:
+                    if digest == ABSENT:
+                        stale = current is not None
+                    else:
+                        stale = digest is None or current is None or digest_json(current["outputs"]) != digest
+                    if stale:
                         reason = f"made from outputs of {key} that are no longer current"
                         set_aside(folder, reason)
                         moved.append((folder, reason))

@@ -57,10 +57,11 @@ STAGES: dict[str, Stage] = {
         Stage("augment", run_augment, needs=("filter",), config_sections=("augment",), inputs=_weights,
               params=_subject, libraries=NUMERIC + ("torch",)),
         # scale/ik read the augmented markers or, without the augmenter, the video keypoints; ik also
-        # reads the static trial's scaled model.
+        # reads the static trial's scaled model (when the static trial failed, a dynamic trial still gets
+        # angles on the generic model scaled to the subject's height, and a doubtful verdict).
         Stage("scale", run_scale, needs=("filter",), extra_needs=_augmented, config_sections=("scale", "ik", "augment"),
               inputs=scale_inputs, kinds=("static",), params=_subject, libraries=NUMERIC + ("opensim",)),
-        Stage("ik", run_ik_stage, needs=("filter",), extra_needs=_augmented, static_needs=("scale",),
+        Stage("ik", run_ik_stage, needs=("filter",), extra_needs=_augmented, static_needs=("scale",), static_fallback=True,
               config_sections=("scale", "ik", "augment"), inputs=ik_inputs, params=_subject,
               libraries=NUMERIC + ("opensim",)),
         Stage("analyse", None, needs=("ik",), kinds=("dynamic",), pending="joint-angle analysis"),

@@ -136,6 +136,11 @@ def trial_verdict(output_dir: Path, trial: str, kind: str, outcomes: list[Outcom
             if m is not None:
                 summaries[o.stage] = m.get("summary", {})
     verdict = judge(summaries, limits, kind)
+    ik = summaries.get("ik", {})
+    if ik.get("model_scaled_on") == "height only":  # no static trial, or its scale stage did not finish
+        verdict.level = max(verdict.level, DOUBTFUL, key=RANK.get)
+        verdict.reasons.append(f"doubtful: joint angles on the generic model scaled to the subject's height only: "
+                               f"{ik['model_note']}")
     if failed:
         verdict.level = UNUSABLE
         verdict.reasons[:0] = [f"unusable: stage {o.stage} failed: {o.message}" for o in failed]

@@ -325,19 +325,25 @@ def test_at_least_30_rows_and_each_its_own():
     assert len({r.id for r in ROWS}) == len(ROWS)
 
 
-def test_second_run_waits_with_wait(bases, tmp_path):
-    """--wait: the second run waits for the first to let go, then runs."""
-    root = tmp_path / "session"
-    shutil.copytree(bases["worked"], root)
+def _lock_holder(root, then: str) -> subprocess.Popen:
+    """Another process that holds the session's lock, then runs ``then`` (Python) while holding it."""
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
-        import sys
+        import sys, time
         sys.path.insert(0, {str(ROOT)!r})
         from pathlib import Path
         from pipeline.lock import session_lock
         with session_lock(Path({str(root / 'output')!r})):
             print("locked", flush=True)
-            sys.stdin.read()
+            {then}
     """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    return holder
+
+
+def test_second_run_waits_with_wait(bases, tmp_path):
+    """--wait: the second run waits for the first to let go, then runs."""
+    root = tmp_path / "session"
+    shutil.copytree(bases["worked"], root)
+    holder = _lock_holder(root, "sys.stdin.read()")
     second = None
     try:
         assert holder.stdout.readline().strip() == "locked"
@@ -360,15 +366,7 @@ def test_second_run_waits_with_wait(bases, tmp_path):
 def test_a_killed_run_leaves_no_stale_lock(bases, tmp_path):
     root = tmp_path / "session"
     shutil.copytree(bases["worked"], root)
-    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
-        import sys, time
-        sys.path.insert(0, {str(ROOT)!r})
-        from pathlib import Path
-        from pipeline.lock import session_lock
-        with session_lock(Path({str(root / 'output')!r})):
-            print("locked", flush=True)
-            time.sleep(60)
-    """)], stdout=subprocess.PIPE, text=True)
+    holder = _lock_holder(root, "time.sleep(60)")
     assert holder.stdout.readline().strip() == "locked"
     holder.kill()
     holder.wait()

@@ -262,3 +262,20 @@ def test_every_pipeline_stage_fingerprints_its_code_and_libraries():
     # a helper module imported by the filter stage is part of its code
     assert "pipeline.filtering" in module_closure(PIPELINE["filter"].run.__module__)
     assert "pipeline.runner" not in module_closure(PIPELINE["filter"].run.__module__)
+
+
+def test_a_fallback_stage_runs_without_a_failed_static_trial(session_root):
+    """ik-like stages (static_fallback) still give a dynamic trial a result when the static failed."""
+    def _reader(ctx):
+        b = ctx.stage_dir("b", "static1") / "b.txt"
+        (ctx.out_dir / "e.txt").write_text(b.read_text() if b.is_file() else "generic")
+
+    stages = STAGES[:2] + [Stage("e", _reader, needs=("a",), static_needs=("b",), static_fallback=True)]
+    (session_root / "inputs" / "fail_static1").write_text("")
+    result = run(session_root, stages=stages)
+    assert result[("static1", "b")] == FAILED and result[("squats1", "e")] == DONE
+    assert (session_root / "output" / "squats1" / "e" / "e.txt").read_text() == "generic"
+    (session_root / "inputs" / "fail_static1").unlink()
+    result = run(session_root, stages=stages)
+    assert result[("squats1", "e")] == DONE, "re-made once the static trial has its output"
+    assert (session_root / "output" / "squats1" / "e" / "e.txt").read_text() == "10"
