@@ -33,12 +33,10 @@ class SessionRun:
 
     @property
     def exit_code(self) -> int:
-        """2 when every failure is bad input found by a stage (a still image, a video that does not fit
-        its calibration, ...), 1 for any other failure or an unusable trial, else 0."""
-        failures = [o for o in self.outcomes if o.status == FAILED]
-        if failures and all(o.bad_input for o in failures):
-            return EXIT_BAD_INPUT
-        return EXIT_TRIAL_FAILED if failures or self.unusable_trials else EXIT_OK
+        """1 when a trial failed (also on bad input that only a stage could find: the trial's message
+        names the file, and the other trials go on) or was judged unusable, else 0. Bad input found
+        before any work raises instead (exit 2 in app.py)."""
+        return EXIT_TRIAL_FAILED if self.failed_trials or self.unusable_trials else EXIT_OK
 
 
 def run_session(
