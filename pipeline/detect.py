@@ -64,10 +64,13 @@ def detect_video(path: str, max_people: int, min_detection_confidence: float, pr
     return np.asarray(out).reshape(-1, max_people, len(VIDEO_KEYPOINTS), 3)
 
 
-def _cache_key(path: Path, cfg: dict[str, Any]) -> str:
+def _cache_key(path: Path, root: Path, cfg: dict[str, Any]) -> str:
+    """The video (by its place in the session, so a copied session keeps its cache), the detector's code
+    and the settings that change raw detections."""
     st = path.stat()
-    return digest_json([code_identity("models.pose_mediapipe", DETECTOR_LIBRARIES), code_identity("pipeline.video"), str(path.resolve()), st.st_size, st.st_mtime_ns,
-                        cfg["max_people"], cfg["min_detection_confidence"]])
+    where = path.resolve().relative_to(root.resolve()) if path.resolve().is_relative_to(root.resolve()) else path.resolve()
+    return digest_json([code_identity("models.pose_mediapipe", DETECTOR_LIBRARIES), code_identity("pipeline.video"),
+                        str(where), st.st_size, st.st_mtime_ns, cfg["max_people"], cfg["min_detection_confidence"]])
 
 
 def detect_all(ctx: StageContext, cams: list[str]) -> dict[str, np.ndarray]:
@@ -82,7 +85,7 @@ def detect_all(ctx: StageContext, cams: list[str]) -> dict[str, np.ndarray]:
         if path is None:
             raise StageInputError(f"{ctx.trial.source(cam)}: trial {ctx.trial.name!r} has no video of camera {cam!r} for "
                                   "MediaPipe; use its 2D keypoint files with keypoints.backend: json, or add the video")
-        key = _cache_key(path, cfg)
+        key = _cache_key(path, ctx.session.root, cfg)
         cached = cache_dir / f"{cam}.npz"
         if cached.is_file():
             with np.load(cached) as z:

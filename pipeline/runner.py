@@ -207,7 +207,10 @@ class Runner:
             p = Path(p)
             if not p.is_file():
                 raise StageInputError(f"{p}: input of stage {stage.name!r} not found")
-            inputs[str(p)] = self.digests.digest(p)
+            # by place in the session, so a copied or moved session keeps its results
+            root = self.session.root.resolve()
+            key = p.resolve().relative_to(root) if p.resolve().is_relative_to(root) else p.resolve()
+            inputs[str(key)] = self.digests.digest(p)
         upstream = {}
         for t, need in self.upstream(stage, ctx.trial):
             m = read_manifest(ctx.stage_dir(need, t))

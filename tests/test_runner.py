@@ -279,3 +279,13 @@ def test_a_fallback_stage_runs_without_a_failed_static_trial(session_root):
     result = run(session_root, stages=stages)
     assert result[("squats1", "e")] == DONE, "re-made once the static trial has its output"
     assert (session_root / "output" / "squats1" / "e" / "e.txt").read_text() == "10"
+
+
+def test_a_copied_session_keeps_its_results(session_root, tmp_path):
+    import shutil
+
+    run(session_root)
+    copy = tmp_path / "copy"
+    shutil.copytree(session_root, copy)
+    result = run(copy)
+    assert set(result.values()) <= {UP_TO_DATE, NOT_APPLICABLE}, result
