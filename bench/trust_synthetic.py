@@ -40,8 +40,19 @@ def angle_difference(ours: Path, ref: Path) -> dict[str, float]:
     return out
 
 
+def sync_error_ms(root: Path, synth, trial: str) -> float | None:
+    """Largest error (ms) of the sync offsets against the phones' true start times."""
+    path = root / "output" / trial / "sync" / "sync.json"
+    if not path.is_file():
+        return None
+    cams = json.loads(path.read_text())["cameras"]
+    start = synth.start_s  # camera -> true time of its frame 0 (the same in every trial)
+    names = list(cams)
+    return round(max(abs(cams[c]["offset_s"] - (start[c] - start[names[0]])) for c in names) * 1000, 1)
+
+
 def one(root: Path, seed: int, cameras: int, errors: ErrorModel) -> dict:
-    make_pose2d_session(root, cameras=cameras, seed=seed, errors=errors)
+    synth = make_pose2d_session(root, cameras=cameras, seed=seed, errors=errors)
     t0 = time.perf_counter()
     run = run_session(root, show_progress=False)
     status = {(o.trial, o.stage): o.status for o in run.outcomes}
@@ -54,7 +65,8 @@ def one(root: Path, seed: int, cameras: int, errors: ErrorModel) -> dict:
            "reasons": {t: v.reasons for t, v in run.verdicts.items() if v.reasons}}
     v = run.verdicts["squats"].numbers
     row.update(span_share=v.get("span_share"), bridged_share=v.get("bridged_frame_share"),
-               ik_rms_mm=v.get("ik_marker_rms_mm"))
+               ik_rms_mm=v.get("ik_marker_rms_mm"), sync_confidence=v.get("sync_confidence"),
+               sync_error_ms=sync_error_ms(root, synth, "squats"))
     return row
 
 
@@ -75,12 +87,13 @@ def main() -> None:
             print(f"seed {seed}: completed {row['completed']}, verdict {row['verdict']}, {row['seconds']} s", flush=True)
     print(f"\n{args.cameras} phones, realistic detector errors, shipped settings")
     print(f"{'seed':>4}  {'done':>5}  {'static':>9}  {'squats':>9}  {'span':>5}  {'bridged':>7}  {'IK mm':>6}  "
-          f"{'knee R/L, hip R/L MAE vs perfect 2D (deg)':<44}")
+          f"{'sync r':>6}  {'sync err ms':>11}  {'knee R/L, hip R/L MAE vs perfect 2D (deg)':<44}")
     for r in rows:
         mae = r["angle_mae_vs_perfect_deg"] or {}
         print(f"{r['seed']:>4}  {str(r['completed']):>5}  {r['verdict'].get('static', ''):>9}  "
               f"{r['verdict'].get('squats', ''):>9}  {r['span_share'] or 0:>5.2f}  {r['bridged_share'] or 0:>7.2f}  "
-              f"{r['ik_rms_mm'] or float('nan'):>6.1f}  " + " / ".join(f"{mae.get(c) or float('nan'):.1f}" for c in COORDS))
+              f"{r['ik_rms_mm'] or float('nan'):>6.1f}  {r['sync_confidence'] or float('nan'):>6.2f}  "
+              f"{r['sync_error_ms'] if r['sync_error_ms'] is not None else float('nan'):>11.1f}  " + " / ".join(f"{mae.get(c) or float('nan'):.1f}" for c in COORDS))
     done = sum(r["completed"] for r in rows)
     print(f"\ncompleted through IK: {done} of {len(rows)}")
     for r in rows:
