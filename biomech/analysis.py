@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
@@ -464,7 +465,11 @@ def squat_analysis(table: CoordinateTable, s: AnalysisSettings, pelvis_height_m:
     time_s = table.time_s
     rate = _rate_hz(time_s)
     knees = [k for k in (_deg(table, f"knee_angle_{side}") for side in SIDES) if k is not None]
-    knee_mean = np.nanmean(np.stack(knees), axis=0) if knees and np.isfinite(np.stack(knees)).any() else None
+    knee_mean = None
+    if knees and np.isfinite(np.stack(knees)).any():
+        with warnings.catch_warnings():  # frames where both knees are empty stay NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            knee_mean = np.nanmean(np.stack(knees), axis=0)
     height, source = None, None
     if "pelvis_ty" in table.names and np.isfinite(table.column("pelvis_ty")).mean() >= 0.5:
         height, source = table.column("pelvis_ty"), "pelvis_ty"
@@ -511,6 +516,8 @@ def squat_analysis(table: CoordinateTable, s: AnalysisSettings, pelvis_height_m:
         depth_cm = pct = None
         if unit == "m":
             low, empty = _window_stat(np.asarray(height, float), w.start, w.end, "min")
+            if empty:
+                flags.append(f"{source} empty in {empty} of {w.end - w.start + 1} frames: depth from the frames seen")
             if low is not None:
                 depth_cm = 100.0 * (standing_h - low)
                 pct = 100.0 * (standing_h - low) / leg_length_m if leg_length_m else None
