@@ -38,7 +38,10 @@ the mean of both sides is at least ``asymmetry_min_deg`` (smaller peaks give mea
 
 Empty frames. IK leaves a coordinate empty (NaN) where a keypoint it depends on was not seen. Peaks,
 ranges and means skip those frames; a repetition or coordinate that had empty frames says so in its
-``flags`` (and a metric with no data at all is None, never a crash). The segmentation signal is bridged
+``flags``, and a metric with no data at all is None, never a crash. A repetition's peak of a coordinate
+that was empty anywhere in its bottom band (within ``bottom_band_share`` of its depth, where squat peaks
+lie) is None too: the highest value seen would pass for a peak it is not, and would skew asymmetry
+and the session means. The segmentation signal is bridged
 linearly over empty frames; a repetition overlapping a bridged stretch longer than ``max_gap_s`` is
 flagged as uncertain.
 """
@@ -524,15 +527,20 @@ def squat_analysis(table: CoordinateTable, s: AnalysisSettings, pelvis_height_m:
         rep = Rep(i, w.status, float(t[w.start]), float(t[w.bottom]), float(t[w.end]),
                   None if cut_s else float(t[w.pause_start] - t[w.start]), float(t[w.pause_end] - t[w.pause_start]),
                   None if cut_e else float(t[w.end] - t[w.pause_end]), depth_cm, pct)
+        bottom_band = np.arange(w.start, w.end + 1)[seg.signal[w.start:w.end + 1] >= (1 - s.bottom_band_share) * w.depth]
         for metric, coord, how in PEAKS:
             for side in SIDES:
                 x = _deg(table, f"{coord}_{side}")
                 if x is None:
                     continue
                 v, empty = _window_stat(x, w.start, w.end, how)
+                unseen_bottom = bool((~np.isfinite(x[bottom_band])).any())
+                if unseen_bottom:  # the peak is where it was not seen: not measured (no lower bound passed as a peak)
+                    v = None
                 setattr(rep, f"{metric}_{side}_deg", None if v is None else (v if how == "max" else -v))
                 if empty and how == "max":
-                    flags.append(f"{coord}_{side} empty in {empty} of {w.end - w.start + 1} frames")
+                    flags.append(f"{coord}_{side} empty in {empty} of {w.end - w.start + 1} frames"
+                                 + (", at the bottom too: peaks not measured" if unseen_bottom else ""))
         for attr, coord in AT_DEPTH:
             x = _deg(table, coord)
             if x is None:
@@ -540,8 +548,7 @@ def squat_analysis(table: CoordinateTable, s: AnalysisSettings, pelvis_height_m:
             if np.isfinite(x[w.bottom]):
                 setattr(rep, attr, float(x[w.bottom]))
             else:
-                band = np.arange(w.start, w.end + 1)[seg.signal[w.start:w.end + 1] >= (1 - s.bottom_band_share) * w.depth]
-                vals = x[band][np.isfinite(x[band])]
+                vals = x[bottom_band][np.isfinite(x[bottom_band])]
                 setattr(rep, attr, float(np.median(vals)) if vals.size else None)
                 flags.append(f"{coord} empty at the deepest point" + (": median of the bottom band" if vals.size else ""))
         for metric in ASYMMETRY:

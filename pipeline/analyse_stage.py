@@ -96,7 +96,7 @@ def plot_reps(a: TrialAnalysis, path: Path) -> None:
     panels = [("knee flexion (deg)", "knee_angle"), ("hip flexion (deg)", "hip_flexion")]
     seg = a.squats.segmentation if a.squats else None
     n = len(panels) + (seg is not None)
-    fig, axes = plt.subplots(n, 1, figsize=(10, 2.4 * n + 0.6), sharex=True)
+    fig, axes = plt.subplots(n, 1, figsize=(11.5, 2.4 * n + 0.6), sharex=True)
     axes = np.atleast_1d(axes)
     for ax, (label, coord) in zip(axes, panels):
         for side, colour, name in (("r", "tab:red", "right"), ("l", "tab:blue", "left")):
@@ -110,7 +110,7 @@ def plot_reps(a: TrialAnalysis, path: Path) -> None:
                             transform=ax.get_xaxis_transform(), label=f"{name} empty (not seen)")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="upper right")
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     if seg is not None:
         ax = axes[-1]
         scale, unit = (100.0, "cm") if seg.unit == "m" else (1.0, "deg")
@@ -118,13 +118,19 @@ def plot_reps(a: TrialAnalysis, path: Path) -> None:
         ax.axhline(seg.standing_threshold * scale, color="0.4", ls=":", lw=1, label="standing band")
         ax.set_ylabel(f"depth ({unit})")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="upper right")
-        for r in a.squats.reps:
+        for r, w in zip(a.squats.reps, seg.reps):
             for axx in axes:
                 axx.axvspan(r.start_s, r.end_s, color=colours[r.status], alpha=0.15, lw=0)
                 axx.axvline(r.bottom_s, color=colours[r.status], lw=0.8, alpha=0.6)
+            if w.pause_end > w.pause_start:
+                ax.axvspan(t[w.pause_start], t[w.pause_end], color=colours[r.status], alpha=0.3, lw=0,
+                           label="pause at the bottom")
             axes[0].text(r.bottom_s, 1.0, f"{r.number} {r.status}" if r.status != "full" else str(r.number),
                          transform=axes[0].get_xaxis_transform(), ha="center", va="bottom", fontsize=8)
+    if seg is not None:
+        handles, labels = axes[-1].get_legend_handles_labels()
+        keep = {lab: h for h, lab in zip(handles, labels) if lab and not lab.startswith("_")}
+        axes[-1].legend(keep.values(), keep.keys(), fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     axes[-1].set_xlabel("time (s)")
     title = f"{a.trial}: {a.activity}"
     if a.squats:

@@ -153,7 +153,11 @@ def test_empty_frames_are_skipped_and_flagged_never_a_crash():
     sq = a.squats
     assert [r.status for r in sq.reps] == ["full"] * 3
     r1, r2, r3 = sq.reps
-    assert "knee_angle_l empty" in r1.flags and r1.knee_flexion_peak_l_deg < KNEE_L_DEG - 1  # the peak was unseen
+    # the left knee's peak was not seen: not measured, no asymmetry, not in the session mean
+    assert "knee_angle_l empty" in r1.flags and "peaks not measured" in r1.flags
+    assert r1.knee_flexion_peak_l_deg is None and r1.knee_flexion_asymmetry_pct is None
+    assert r1.hip_flexion_peak_l_deg == pytest.approx(86, abs=0.5) and r1.hip_flexion_asymmetry_pct > 0
+    assert sq.session_stats()["knee_flexion_peak_l_deg"]["n"] == 2
     assert r1.knee_flexion_peak_r_deg == pytest.approx(KNEE_R_DEG, abs=0.5)
     assert 100 * DROP_M - 6 < r2.depth_cm < 100 * DROP_M and "pelvis_ty empty in" in r2.flags  # deepest frames unseen
     assert r2.knee_flexion_peak_r_deg == pytest.approx(KNEE_R_DEG, abs=0.5)
@@ -300,9 +304,12 @@ def test_analyse_stage_counts_the_synthetic_sessions_three_squats(tmp_path):
     assert np.allclose(bottoms + shift, true_bottoms, atol=0.1)
     for r in sq["reps"]:
         for side in "rl":
-            assert r[f"knee_flexion_peak_{side}_deg"] == pytest.approx(105, abs=8)
+            peak = r[f"knee_flexion_peak_{side}_deg"]
+            # seed 1 loses the left knee in both phones around the 2nd bottom: that peak is not measured
+            assert peak == pytest.approx(105, abs=8) if peak is not None else "peaks not measured" in r["flags"]
         assert r["end_s"] - r["start_s"] == pytest.approx(period, abs=0.4)
         assert 20 < r["depth_cm"] < 60 and r["depth_pct_leg"] is not None
+    assert sum(r["knee_flexion_peak_l_deg"] is not None for r in sq["reps"]) >= 2
     manifest = json.loads((out / "_stage.json").read_text())
     assert manifest["summary"]["reps"] == 3 and manifest["message"].startswith("3 reps")
     assert set(manifest["made_from"]["upstream"]) == {"ik", "filter"}
