@@ -3,7 +3,6 @@ the output files; and (slow) the stage at the end of a synthetic session's run."
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 import pandas as pd
