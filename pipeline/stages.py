@@ -5,6 +5,7 @@ the runner reports it as "not available yet" and the stages after it wait.
 """
 from __future__ import annotations
 
+from pipeline.analyse_stage import run_analyse
 from pipeline.augment import run_augment, weights_path
 from pipeline.biomech_stages import ik_inputs, run_ik_stage, run_scale, scale_inputs, uses_augmented_markers
 from pipeline.detect import json_inputs, run_keypoints
@@ -64,7 +65,9 @@ STAGES: dict[str, Stage] = {
         Stage("ik", run_ik_stage, needs=("filter",), extra_needs=_augmented, static_needs=("scale",), static_fallback=True,
               config_sections=("scale", "ik", "augment"), inputs=ik_inputs, params=_subject,
               libraries=NUMERIC + ("opensim",)),
-        Stage("analyse", None, needs=("ik",), kinds=("dynamic",), pending="joint-angle analysis"),
+        # reads the joint angles and the filter stage's keypoints (leg length; midHip height without pelvis_ty)
+        Stage("analyse", run_analyse, needs=("ik", "filter"), config_sections=("analyse",), kinds=("dynamic",),
+              libraries=NUMERIC + ("pandas", "openpyxl", "matplotlib")),
         Stage("report", None, needs=("analyse",), kinds=("dynamic",), pending="clinician report"),
     ]
 }

@@ -203,6 +203,18 @@ RANGES: dict[str, Allowed] = {
     "scale.warn_static_rms_mm": _positive("millimetres"),
     "ik.accuracy": _positive("OpenSim's default 1e-5"),
     "ik.flag_rms_mm": _positive("millimetres"),
+    "analyse.activity": Allowed(choices=("auto", "squats", "sit_to_stand", "jump", "walking", "other")),
+    "analyse.smooth_hz": _positive("Hz"),
+    "analyse.min_depth_m": _positive("metres"),
+    "analyse.min_knee_flexion_deg": _positive("degrees"),
+    "analyse.rep_prominence_share": Allowed(0.0, 1.0, lo_open=True, note="a share of the deepest dip"),
+    "analyse.standing_share": Allowed(0.0, 1.0, lo_open=True, hi_open=True, note="a share of the deepest dip"),
+    "analyse.partial_share": _share("a share of the deepest full repetition, 0-1"),
+    "analyse.min_rep_s": _at_least(0, "seconds"),
+    "analyse.bottom_band_share": _share("a share of the repetition's depth, 0-1"),
+    "analyse.pause_speed_share": _share("a share of the repetition's fastest movement, 0-1"),
+    "analyse.max_gap_s": _at_least(0, "seconds"),
+    "analyse.asymmetry_min_deg": _at_least(0, "degrees"),
 }
 # Pairs (low, high) that must keep their order.
 ORDERED = [("frames.min_fps", "frames.max_fps"), ("calibration.intrinsics_min_views", "calibration.intrinsics_max_views"),

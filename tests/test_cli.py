@@ -25,7 +25,7 @@ def test_help_everywhere(command):
 def test_stages_lists_what_is_available():
     res = app("stages")
     assert res.returncode == 0
-    assert "frames       available" in res.stdout and "filter       available" in res.stdout and "ik           available" in res.stdout and "analyse      not available yet" in res.stdout
+    assert "frames       available" in res.stdout and "filter       available" in res.stdout and "ik           available" in res.stdout and "analyse      available" in res.stdout and "report       not available yet" in res.stdout
 
 
 def test_bad_session_exits_2_with_every_problem(tmp_path):
