@@ -156,7 +156,10 @@ def check_cutoff(ctx: StageContext, cfg: dict, cutoff: float, rate: float) -> No
                           "session.yaml (config: filter:) or with --set, or 0 to choose by activity")
 
 
-def plot_trajectories(path, time_s: np.ndarray, raw: np.ndarray, smooth: np.ndarray) -> None:
+def plot_trajectories(path, time_s: np.ndarray, raw: np.ndarray, smooth: np.ndarray,
+                      span: tuple[int, int] | None = None) -> None:
+    """A few keypoints' triangulated (dots) and filtered (lines) coordinates; frames outside the
+    analysable ``span`` (start, stop) are shaded grey."""
     names = ["RKnee", "LAnkle", "RWrist", "midHip"]
     fig, axes = plt.subplots(len(names), 1, figsize=(9, 8), sharex=True)
     for ax, name in zip(axes, names):
@@ -166,7 +169,15 @@ def plot_trajectories(path, time_s: np.ndarray, raw: np.ndarray, smooth: np.ndar
             ax.plot(time_s, smooth[:, k, a], lw=1.2, color=f"C{a}", label=axis_name)
         ax.set_ylabel(f"{name} (m)")
         ax.legend(fontsize=7, loc="upper right", ncol=3)
-    axes[0].set_title("triangulated (dots) and filtered (lines)")
+    title = "triangulated (dots) and filtered (lines)"
+    if span is not None and (span[0] > 0 or span[1] < len(time_s)):
+        title += "; grey: trimmed, outside the analysable span"
+        for ax in axes:
+            if span[0] > 0:
+                ax.axvspan(time_s[0], time_s[span[0]], color="0.85", zorder=0)
+            if span[1] < len(time_s):
+                ax.axvspan(time_s[span[1] - 1], time_s[-1], color="0.85", zorder=0)
+    axes[0].set_title(title)
     axes[-1].set_xlabel("time (s)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -205,7 +216,7 @@ def run_filter(ctx: StageContext) -> None:
             "output_share": round(float(np.isfinite(res.points_m[:, k, 0]).mean()), 4),
         }
     (ctx.out_dir / "quality.json").write_text(json.dumps(quality, indent=2))
-    plot_trajectories(ctx.out_dir / "keypoints.png", time_s - time_s[0], pts, res.points_m)
+    plot_trajectories(ctx.out_dir / "keypoints.png", time_s - time_s[0], pts, res.points_m, span["frames"])
     gaps = {VIDEO_KEYPOINTS[k]: runs for k, runs in res.long_gaps.items()}
     for name, runs in gaps.items():
         ctx.log.info("%s: %s has gaps left empty at frames %s", ctx.trial.name, name,
