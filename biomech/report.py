@@ -559,3 +559,64 @@ def render_pdf(doc: Document, path: str | Path) -> int:
                 flow.block(b)
         flow.finish()
         return flow.page
+
+
+# ---------------------------------------------------------------------------------------------
+# Batch overview
+
+
+@dataclass
+class BatchTrial:
+    name: str
+    verdict: str
+    reps: int | None = None
+    knee_flexion_r_deg: float | None = None  # mean peak over the full repetitions
+    knee_flexion_l_deg: float | None = None
+    ik_marker_rms_mm: float | None = None
+
+
+@dataclass
+class BatchRow:
+    """One session of a batch: its status, its trials and the relative link to its report (None: no report)."""
+
+    session: str
+    status: str
+    detail: str
+    report_link: str | None
+    trials: list[BatchTrial] = field(default_factory=list)
+
+
+BATCH_TONE = {"ok": "ok", "unusable": "bad", "trial failed": "bad", "invalid": "bad", "crashed": "bad", "refused": "warn"}
+
+
+def render_batch_index(rows: list[BatchRow], finished: str) -> str:
+    """ROOT/batch_index.html: every session with its status, each trial's verdict and key numbers, and a
+    relative link to the session's report.html. Self-contained like the reports."""
+    body = []
+    for r in rows:
+        link = (f"<a href=\"{_e(r.report_link)}\">report</a>" if r.report_link else "<span class=\"muted\">no report</span>")
+        trials = r.trials or [BatchTrial("", "")]
+        for k, t in enumerate(trials):
+            tone = TONE.get(t.verdict, "") if t.verdict else ""
+            cells = []
+            if k == 0:
+                span = f" rowspan=\"{len(trials)}\""
+                cells += [f"<td{span}>{_e(r.session)}</td>",
+                          f"<td{span} class=\"{BATCH_TONE.get(r.status, '')}\">{_e(r.status)}"
+                          f"{'<br><small>' + _e(r.detail) + '</small>' if r.detail and r.status != 'ok' else ''}</td>",
+                          f"<td{span}>{link}</td>"]
+            knee = "" if t.knee_flexion_r_deg is None and t.knee_flexion_l_deg is None else \
+                f"R {fmt(t.knee_flexion_r_deg, '.0f')} / L {fmt(t.knee_flexion_l_deg, '.0f')}"
+            cells += [f"<td>{_e(t.name)}</td>", f"<td class=\"{tone}\">{_e(t.verdict)}</td>",
+                      f"<td>{fmt(t.reps, 'd')}</td>", f"<td>{_e(knee)}</td>", f"<td>{fmt(t.ik_marker_rms_mm, '.1f')}</td>"]
+            body.append("<tr>" + "".join(cells) + "</tr>")
+    ok = sum(r.status == "ok" for r in rows)
+    return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Batch overview</title>"
+            f"<style>{CSS} td.ok{{color:#1a7f37}} td.bad{{color:#b00020;font-weight:600}} td.warn{{color:#a35200}}"
+            "</style></head><body><header><h1>Batch overview</h1>"
+            f"<div class=\"muted\">{len(rows)} sessions, {ok} without failures or unusable trials; finished {_e(finished)}"
+            "</div></header><table><tr><th>session</th><th>status</th><th>report</th><th>trial</th><th>verdict</th>"
+            "<th>reps</th><th>mean peak knee flexion (deg)</th><th>IK marker error (mm)</th></tr>"
+            + "\n".join(body) + "</table><p class=\"caption\">Verdicts: ok, doubtful (read with care), unusable (do not "
+            "use), incomplete (the run stopped early). Knee flexion: mean of the full repetitions' peaks, right / left."
+            "</p></body></html>")

@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from biomech.report import (INCOMPLETE, NOT_RUN, OK, Figure, QualityItem, SessionData, TrialData, build_document,
-                            fmt, render_html, render_pdf)
+from biomech.report import (NOT_RUN, OK, BatchRow, BatchTrial, Figure, QualityItem, SessionData, TrialData,
+                            build_document, fmt, render_batch_index, render_html, render_pdf)
 from pipeline.runner import StageContext, StageInputError, read_manifest
 from pipeline.verdict import CHECKS, DOUBTFUL, UNUSABLE
 from sessions.session import Session
@@ -467,3 +467,34 @@ def write_session_report(session: Session, settings: dict[str, Any] | None = Non
             t[key] = [f["caption"] for f in t[key]]
     _write_atomic(json_path, json.dumps(record, indent=2, default=str).encode("utf-8"))
     return ReportFiles(html_path, pdf_path, json_path, pages)
+
+
+# ---------------------------------------------------------------------------------------------
+# Batch overview
+
+
+def batch_rows(root: Path, entries: list[Any]) -> list[BatchRow]:
+    """One row per batch entry (sessions.batch.BatchEntry): status, verdicts, key numbers from the
+    trials' current analyse and ik outputs, and the link to the session's report relative to ``root``."""
+    rows = []
+    for e in entries:
+        out = Path(e.session) / "output"
+        report = out / "report.html"
+        link = os.path.relpath(report, root) if report.is_file() else None
+        trials = []
+        for name, verdict in (e.verdicts or {}).items():
+            a = (read_manifest(out / name / "analyse") or {}).get("summary", {})
+            ik = (read_manifest(out / name / "ik") or {}).get("summary", {})
+            trials.append(BatchTrial(name, verdict, a.get("reps"), a.get("knee_flexion_peak_r_deg"),
+                                     a.get("knee_flexion_peak_l_deg"), ik.get("marker_rms_mean_mm")))
+        rel = os.path.relpath(e.session, root)
+        rows.append(BatchRow(rel, e.status, e.detail, link, trials))
+    return rows
+
+
+def write_batch_index(root: str | Path, entries: list[Any]) -> Path:
+    """Write ROOT/batch_index.html (biomech.report.render_batch_index)."""
+    root = Path(root)
+    path = root / "batch_index.html"
+    _write_atomic(path, render_batch_index(batch_rows(root, entries), time.strftime("%Y-%m-%d %H:%M:%S")).encode("utf-8"))
+    return path
