@@ -29,11 +29,11 @@ OK, DOUBTFUL, UNUSABLE, INCOMPLETE, NOT_RUN = "ok", "doubtful", "unusable", "inc
 TONE = {OK: "ok", DOUBTFUL: "warn", UNUSABLE: "bad", INCOMPLETE: "warn", NOT_RUN: "muted"}
 COLOURS = {"ok": "#1a7f37", "warn": "#a35200", "bad": "#b00020", "muted": "#666666", "": "#111111"}
 VERDICT_WORDS = {
-    OK: "OK: no quality number is outside its usual range.",
-    DOUBTFUL: "DOUBTFUL: some quality numbers are outside their usual range; read the results with care.",
-    UNUSABLE: "UNUSABLE: do not use this trial's joint angles or numbers.",
-    INCOMPLETE: "INCOMPLETE: the run stopped before the joint angles; nothing to judge yet.",
-    NOT_RUN: "NOT RUN: this trial has no outputs yet.",
+    OK: "OK. No quality number is outside its usual range.",
+    DOUBTFUL: "DOUBTFUL. Some quality numbers are outside their usual range; read the results with care.",
+    UNUSABLE: "UNUSABLE. Do not use this trial's joint angles or numbers.",
+    INCOMPLETE: "INCOMPLETE. The run stopped before the joint angles; nothing to judge yet.",
+    NOT_RUN: "NOT RUN. This trial has no outputs yet.",
 }
 
 
@@ -180,6 +180,8 @@ REP_TABLE = [
     ("asym. knee %", "knee_flexion_asymmetry_pct", "+.1f"), ("asym. hip %", "hip_flexion_asymmetry_pct", "+.1f"),
     ("asym. ankle %", "ankle_dorsiflexion_asymmetry_pct", "+.1f"),
 ]
+# Results shown on the first page, by their label in TrialData.results.
+GLANCE = ("repetitions counted", "squat depth (mean)", "peak knee flexion (mean)")
 STATUS_WORDS = {"full": "full", "partial": "partial", "cut_start": "cut (start)", "cut_end": "cut (end)"}
 ASYMMETRY_NOTE = ("Asymmetry index = (right - left) / mean(right, left) x 100 %: positive = the right side's value is "
                   "larger, negative = the left side's is. Computed only where both sides' peaks average at least "
@@ -205,9 +207,26 @@ def anchor(name: str) -> str:
     return "trial-" + "".join(c if c.isalnum() else "-" for c in name)
 
 
+RANK = {UNUSABLE: 0, DOUBTFUL: 1, INCOMPLETE: 2}
+
+
+def _level_of(reason: str) -> str:
+    return reason.split(": ", 1)[0] if reason.split(": ", 1)[0] in TONE else ""
+
+
+def worst_first(reasons: list[str]) -> list[str]:
+    """The verdict's reasons, those that made it unusable first (each keeps its 'unusable:' / 'doubtful:')."""
+    return sorted(reasons, key=lambda r: RANK.get(_level_of(r), 3))
+
+
+def main_reason(t: TrialData) -> str:
+    """The reason that decided the verdict, without its level prefix."""
+    r = worst_first(t.reasons)
+    return r[0].split(": ", 1)[1] if r and _level_of(r[0]) else r[0] if r else ""
+
+
 def verdict_banner(t: TrialData) -> Banner:
-    reasons = [r.split(": ", 1)[1] if r.split(": ", 1)[0] in TONE else r for r in t.reasons]
-    return Banner(f"Verdict: {VERDICT_WORDS.get(t.verdict, t.verdict)}", reasons, TONE.get(t.verdict, ""))
+    return Banner(f"Verdict: {VERDICT_WORDS.get(t.verdict, t.verdict)}", worst_first(t.reasons), TONE.get(t.verdict, ""))
 
 
 def quality_table(items: list[QualityItem]) -> Table:
@@ -286,7 +305,7 @@ def build_document(d: SessionData) -> Document:
     unusable = [t for t in d.trials if t.verdict == UNUSABLE]
     for t in unusable:
         front.append(Para(f"Trial {t.name} is UNUSABLE: do not use its joint angles or numbers. "
-                          + (t.reasons[0] if t.reasons else ""), "bad", bold=True))
+                          + (f"Reason: {main_reason(t)}." if t.reasons else ""), "bad", bold=True))
     front.append(Table(["", ""], [
         ["subject", d.subject_id],
         ["height", f"{d.height_m:.2f} m"], ["mass", f"{d.mass_kg:.1f} kg"], ["sex", SEX.get(d.sex, d.sex)],
@@ -297,11 +316,17 @@ def build_document(d: SessionData) -> Document:
     rows, tones = [], []
     for t in d.trials:
         duration = dict(t.recording).get("duration", "")
-        first = t.reasons[0].split(": ", 1)[-1] if t.reasons else ""
-        rows.append([t.name, t.kind, duration, t.verdict.upper() if t.verdict != OK else OK, first])
+        rows.append([t.name, t.kind, duration, t.verdict.upper() if t.verdict != OK else OK, main_reason(t)])
         tones.append(TONE.get(t.verdict, "") if t.verdict != OK else "ok")
     front.append(Table(["trial", "kind", "duration", "verdict", "main reason"], rows, tones,
                        caption="ok: nothing outside its usual range; doubtful: read with care; unusable: do not use."))
+    glance = [[t.name + (" (UNUSABLE)" if t.verdict == UNUSABLE else "")] + [dict(t.results).get(k, "") for k in GLANCE]
+              for t in d.trials if t.results]
+    if glance:
+        front += [Heading("Results at a glance", 3),
+                  Table(["trial", "repetitions", "depth", "peak knee flexion"], glance,
+                        ["bad" if t.verdict == UNUSABLE else "" for t in d.trials if t.results],
+                        caption="Means over the full repetitions (SD in brackets); details in each trial's section.")]
     for w in d.warnings:
         front.append(Para(f"Warning: {w}", "warn"))
     sections = [Section(f"Trial {t.name} ({'standing, for scaling' if t.kind == 'static' else t.activity or t.kind})",

@@ -51,7 +51,7 @@ def _session(limits: dict | None = None) -> SessionData:
     bad_summaries = {"triangulate": {"triangulated": 0.3, "reprojection_px_median": 80.0, "image_height_px": 1000},
                      "ik": {"marker_rms_mean_mm": 35.0}}
     bad = TrialData("squats2", "dynamic", "unusable",
-                    ["unusable: only 30% of the keypoint positions could be triangulated (doubtful below 90%, unusable below 50%)"],
+                    ["doubtful: the model follows the markers with 35 mm RMS error on average", "unusable: only 30% of the keypoint positions could be triangulated (doubtful below 90%, unusable below 50%)"],
                     recording=[("duration", "5.0 s")], activity="squats",
                     figures=[Figure(png, "curves")],
                     quality=quality_items(bad_summaries, None, "dynamic", limits or cfg["verdict"]))
@@ -64,14 +64,16 @@ def test_an_unusable_trial_says_so_first():
     doc = build_document(_session())
     # the first page: the unusable trial named in red before anything else
     assert isinstance(doc.front[0], Para) and doc.front[0].tone == "bad" and "squats2 is UNUSABLE" in doc.front[0].text
+    assert "triangulated" in doc.front[0].text  # the reason that made it unusable, not the first one listed
     verdicts = next(b for b in doc.front if isinstance(b, Table) and b.columns[:1] == ["trial"])
     row = next(i for i, r in enumerate(verdicts.rows) if r[0] == "squats2")
-    assert verdicts.rows[row][3] == "UNUSABLE" and verdicts.tones[row] == "bad"
+    assert verdicts.rows[row][3] == "UNUSABLE" and verdicts.tones[row] == "bad" and "triangulated" in verdicts.rows[row][4]
     # its section: the warning and the verdict with its reason come before any result
     section = next(s for s in doc.sections if "squats2" in s.title)
     assert isinstance(section.blocks[0], Para) and section.blocks[0].tone == "bad" and "UNUSABLE" in section.blocks[0].text
     assert isinstance(section.blocks[1], Banner) and section.blocks[1].tone == "bad"
-    assert "triangulated" in section.blocks[1].lines[0] and not section.blocks[1].lines[0].startswith("unusable:")
+    assert section.blocks[1].lines[0].startswith("unusable: only 30%")  # worst first
+    assert section.blocks[1].lines[1].startswith("doubtful:")
     html = render_html(doc)
     body = html[html.index("id=\"trial-squats2\""):]
     assert body.index("THIS TRIAL IS UNUSABLE") < body.index("<img")
