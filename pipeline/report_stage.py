@@ -377,10 +377,17 @@ def _figure(path: Path, caption: str) -> Figure | None:
 
 
 def _outcome_notes(summary: dict[str, Any] | None, name: str) -> list[str]:
+    """The last run's failed, blocked and unavailable stages of a trial, in a few lines."""
     if not summary:
         return []
-    return [f"stage {o['stage']}: {o['status']}" + (f" ({o['message']})" if o.get("message") else "")
-            for o in summary.get("outcomes", []) if o["trial"] == name and o["status"] in ("FAILED", "blocked", "not available yet")]
+    mine = [o for o in summary.get("outcomes", []) if o["trial"] == name]
+    notes = [f"stage {o['stage']} FAILED: {o['message']}" for o in mine if o["status"] == "FAILED"]
+    blocked = [o["stage"] for o in mine if o["status"] == "blocked"]
+    if blocked:
+        notes.append(f"not run, waiting for an earlier stage: {', '.join(blocked)}")
+    notes += [f"stage {o['stage']} not available yet" + (f" ({o['message']})" if o.get("message") else "")
+              for o in mine if o["status"] == "not available yet"]
+    return notes
 
 
 def trial_data(session: Session, name: str, limits: dict[str, list[float]], summary: dict[str, Any] | None) -> TrialData:
@@ -404,8 +411,7 @@ def trial_data(session: Session, name: str, limits: dict[str, list[float]], summ
         t.figures = [f for f in (_figure(tdir / "report" / x["file"], x["caption"]) for x in section.get("figures", [])) if f]
         t.notes = list(section.get("notes", []))
     elif trial.kind == "dynamic" and level != NOT_RUN:
-        t.notes.append("No joint-angle results for this trial: the report stage did not finish (see the verdict and "
-                       "the stage notes below).")
+        t.notes.append("No joint-angle results for this trial: the stages that make them did not finish (below).")
     t.notes += _outcome_notes(summary, name)
     cdir = tdir / "compare"
     comparison = _json(cdir / "comparison.json") if cdir.is_dir() else None
