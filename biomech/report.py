@@ -250,7 +250,7 @@ def trial_blocks(t: TrialData) -> list[Block]:
     """A trial's section: the verdict first, then results, quality, comparison and notes."""
     blocks: list[Block] = []
     if t.verdict == UNUSABLE:
-        blocks.append(Para(f"THIS TRIAL IS UNUSABLE. Its joint angles and numbers must not be used.", "bad", bold=True))
+        blocks.append(Para("THIS TRIAL IS UNUSABLE. Its joint angles and numbers must not be used.", "bad", bold=True))
     blocks.append(verdict_banner(t))
     if t.recording:
         blocks += [Heading("What was recorded", 3), Table(["", ""], [[a, b] for a, b in t.recording])]
@@ -379,7 +379,8 @@ def _e(text: str) -> str:
 
 def _block_html(b: Block) -> str:
     if isinstance(b, Heading):
-        return f"<h{b.level}{f' id={chr(34)}{_e(b.anchor)}{chr(34)}' if b.anchor else ''}>{_e(b.text)}</h{b.level}>"
+        ident = f' id="{_e(b.anchor)}"' if b.anchor else ""
+        return f"<h{b.level}{ident}>{_e(b.text)}</h{b.level}>"
     if isinstance(b, Para):
         text = f"<b>{_e(b.text)}</b>" if b.bold else _e(b.text)
         return f"<p class=\"{b.tone}\">{text}</p>" if b.tone else f"<p>{text}</p>"
@@ -396,7 +397,8 @@ def _block_html(b: Block) -> str:
             body += (f"<tr class=\"{tone}\">" if tone else "<tr>") + "".join(f"<td>{_e(c)}</td>" for c in r) + "</tr>"
         cls = " ".join(c for c in ("small" if b.small else "", "kv" if kv else "") if c)
         cap = f"<div class=\"caption\">{_e(b.caption)}</div>" if b.caption else ""
-        return f"<table{f' class={chr(34)}{cls}{chr(34)}' if cls else ''}>{head}{body}</table>{cap}"
+        attr = f' class="{cls}"' if cls else ""
+        return f"<table{attr}>{head}{body}</table>{cap}"
     if isinstance(b, Image):
         data = base64.b64encode(b.figure.png).decode("ascii")
         return (f"<img src=\"data:image/png;base64,{data}\" alt=\"{_e(b.figure.caption)}\">"

@@ -18,7 +18,6 @@ and the quality numbers that exist.
 """
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
