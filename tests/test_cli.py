@@ -16,7 +16,7 @@ def app(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(ROOT / "app.py"), *args], cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
-@pytest.mark.parametrize("command", [[], ["run"], ["batch"], ["demo"], ["validate"], ["stages"], ["config"]])
+@pytest.mark.parametrize("command", [[], ["run"], ["batch"], ["demo"], ["report"], ["validate"], ["stages"], ["config"]])
 def test_help_everywhere(command):
     res = app(*command, "--help")
     assert res.returncode == 0 and "usage: app.py" in res.stdout
