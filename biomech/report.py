@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 OK, DOUBTFUL, UNUSABLE, INCOMPLETE, NOT_RUN = "ok", "doubtful", "unusable", "incomplete", "not run"
 # Verdict level -> tone of its text and banner.
 TONE = {OK: "ok", DOUBTFUL: "warn", UNUSABLE: "bad", INCOMPLETE: "warn", NOT_RUN: "muted"}
@@ -299,6 +301,20 @@ def comparison_blocks(s: dict[str, Any], figures: list[Figure]) -> list[Block]:
     return out
 
 
+def settings_text(settings: dict[str, Any], indent: int = 0) -> str:
+    """Settings as YAML like config.yaml's: sections as blocks, lists and values inline."""
+    lines = []
+    for key, value in settings.items():
+        pad = "  " * indent
+        if isinstance(value, dict) and value and indent == 0:
+            lines.append(f"{pad}{key}:")
+            lines.append(settings_text(value, indent + 1))
+        else:
+            flow = yaml.safe_dump(value, default_flow_style=True, width=10_000).strip().removesuffix("...").strip()
+            lines.append(f"{pad}{key}: {flow}")
+    return "\n".join(lines)
+
+
 def build_document(d: SessionData) -> Document:
     """The report of a session (see the module docstring for the order)."""
     front: list[Block] = []
@@ -331,9 +347,7 @@ def build_document(d: SessionData) -> Document:
         front.append(Para(f"Warning: {w}", "warn"))
     sections = [Section(f"Trial {t.name} ({'standing, for scaling' if t.kind == 'static' else t.activity or t.kind})",
                         anchor(t.name), trial_blocks(t)) for t in d.trials]
-    settings = "\n".join(f"{k}: {json.dumps(v)}" if not isinstance(v, dict) else
-                         f"{k}:\n" + "\n".join(f"  {kk}: {json.dumps(vv)}" for kk, vv in v.items())
-                         for k, v in d.settings.items())
+    settings = settings_text(d.settings)
     sections.append(Section("Software and settings", "software", [
         Table(["", ""], [["software version", d.version], ["report made", d.run_date]]),
         Para("The settings that made these results (defaults of config.yaml with the session's and the run's "

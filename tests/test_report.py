@@ -142,6 +142,18 @@ def test_pdf_has_a4_pages(tmp_path):
     assert re.search(rb"/MediaBox\s*\[\s*0 0 595\.\d+ 841\.\d+", raw)  # A4 in points
 
 
+def test_settings_are_shown_as_yaml_that_reads_back():
+    import yaml
+
+    from biomech.report import Details, settings_text
+
+    cfg = load_defaults()
+    assert yaml.safe_load(settings_text(cfg)) == cfg
+    doc = build_document(_session())
+    details = [b for b in doc.sections[-1].blocks if isinstance(b, Details)]
+    assert details and "verdict:" in details[0].text and "ik_marker_rms_mm: [30.0, 50.0]" in details[0].text
+
+
 def test_plain_flags_merge_empty_frames():
     out = plain_flags(["knee_angle_l: 17 of 401 frames empty (not seen); skipped in every metric",
                        "hip_flexion_l: 17 of 401 frames empty (not seen); skipped in every metric", "something else"])
