@@ -37,6 +37,24 @@ def cmd_run(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from pipeline.lock import session_lock
+    from pipeline.report_stage import has_been_run, write_session_report
+    from sessions.session import load_session
+
+    session = load_session(args.session)
+    if not has_been_run(session):
+        print(f"{session.root}: this session has never been run (no {session.output_dir / 'summary.json'}); "
+              f"run it first: python app.py run {args.session}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    with session_lock(session.output_dir, wait=False):  # not while a run is writing the outputs
+        files = write_session_report(session)
+    print(f"report: {files.html}")
+    if files.pdf:
+        print(f"        {files.pdf} ({files.pdf_pages} pages)")
+    return EXIT_OK
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     from pipeline.preflight import check_media
     from sessions.session import load_session
@@ -76,6 +94,9 @@ def cmd_batch(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     write_batch_summary(root / "batch_summary.json", entries)
     print(f"batch summary: {root / 'batch_summary.json'}")
+    from pipeline.report_stage import write_batch_index
+
+    print(f"batch overview: {write_batch_index(root, entries)}")
     return EXIT_OK if all(e.status == "ok" for e in entries) else EXIT_FAILED
 
 
@@ -97,6 +118,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         errs = ", ".join(f"{k} {v:.2f} px" for k, v in res.result.error_px.items())
         print(f"calibrated the cameras from the board ({errs}): {res.cameras_file}")
     result = run_session(dest, show_progress=False if args.no_progress else None)
+    if result.report is not None:
+        print(f"\nthe report: {result.report.html}" + (f"\n     (PDF): {result.report.pdf}" if result.report.pdf else ""))
+    else:
+        print(f"\nno report could be made (see {dest / 'output' / 'log.txt'}); try: python app.py report {dest}")
     return result.exit_code
 
 
@@ -319,6 +344,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--fresh", action="store_true", help="delete earlier demo outputs first")
     with_progress(d)
     d.set_defaults(func=cmd_demo)
+
+    rp = sub.add_parser("report", help="re-make output/report.html and report.pdf from a session's existing outputs")
+    rp.add_argument("session", help="session folder that has been run")
+    rp.set_defaults(func=cmd_report)
 
     v = sub.add_parser("validate", help="check a session folder and report every problem at once")
     v.add_argument("session")

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import json
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pipeline.lock import check_writable, session_lock
+from pipeline.report_stage import ReportFiles, write_session_report
 from pipeline.logs import session_logging
 from pipeline.runner import FAILED, Outcome, Runner
 from pipeline.stages import stages_from_config
@@ -22,6 +24,7 @@ class SessionRun:
     root: Path
     outcomes: list[Outcome]
     verdicts: dict[str, Verdict]
+    report: ReportFiles | None = None  # output/report.html and .pdf; None if they could not be made
 
     @property
     def failed_trials(self) -> list[str]:
@@ -73,4 +76,11 @@ def run_session(
         log.info("\n%s\n", format_table(outcomes, verdicts))
         log.info("outputs in %s (log: %s)", session.output_dir, session.output_dir / "log.txt")
         write_summary(session.output_dir / "summary.json", session.root, outcomes, verdicts)
-    return SessionRun(session.root, outcomes, verdicts)
+        report = None
+        try:  # after the verdicts: the report shows them first
+            report = write_session_report(session, session.config)
+            log.info("report: %s%s", report.html, f" and {report.pdf} ({report.pdf_pages} pages)" if report.pdf else "")
+        except Exception as exc:  # the run's results stay; the report can be re-made with `app.py report`
+            log.error("report: FAILED: %s (re-make it with: python app.py report %s)", exc, session.root)
+            log.debug("%s", traceback.format_exc())
+    return SessionRun(session.root, outcomes, verdicts, report)

@@ -11,6 +11,7 @@ from pipeline.biomech_stages import ik_inputs, run_ik_stage, run_scale, scale_in
 from pipeline.detect import json_inputs, run_keypoints
 from pipeline.frames import frames_inputs, run_frames
 from pipeline.reconstruct import run_filter, run_triangulate
+from pipeline.report_stage import run_report
 from pipeline.runner import Stage, StageContext, StageInputError
 from pipeline.sync_stage import run_sync
 
@@ -68,7 +69,10 @@ STAGES: dict[str, Stage] = {
         # reads the joint angles and the filter stage's keypoints (leg length; midHip height without pelvis_ty)
         Stage("analyse", run_analyse, needs=("ik", "filter"), config_sections=("analyse",), kinds=("dynamic",),
               libraries=NUMERIC + ("pandas", "openpyxl", "matplotlib")),
-        Stage("report", None, needs=("analyse",), kinds=("dynamic",), pending="clinician report"),
+        # the trial's figures and section data; the session's report.html/.pdf are assembled after the verdicts
+        # (pipeline/report_stage.py write_session_report, called by orchestrate.run_session and `app.py report`)
+        Stage("report", run_report, needs=("analyse",), config_sections=("report",), kinds=("dynamic",),
+              libraries=NUMERIC + ("pandas", "matplotlib")),
     ]
 }
 

@@ -16,7 +16,7 @@ def app(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(ROOT / "app.py"), *args], cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
-@pytest.mark.parametrize("command", [[], ["run"], ["batch"], ["demo"], ["validate"], ["stages"], ["config"]])
+@pytest.mark.parametrize("command", [[], ["run"], ["batch"], ["demo"], ["report"], ["validate"], ["stages"], ["config"]])
 def test_help_everywhere(command):
     res = app(*command, "--help")
     assert res.returncode == 0 and "usage: app.py" in res.stdout
@@ -25,7 +25,7 @@ def test_help_everywhere(command):
 def test_stages_lists_what_is_available():
     res = app("stages")
     assert res.returncode == 0
-    assert "frames       available" in res.stdout and "filter       available" in res.stdout and "ik           available" in res.stdout and "analyse      available" in res.stdout and "report       not available yet" in res.stdout
+    assert "frames       available" in res.stdout and "filter       available" in res.stdout and "ik           available" in res.stdout and "analyse      available" in res.stdout and "report       available" in res.stdout
 
 
 def test_bad_session_exits_2_with_every_problem(tmp_path):
@@ -51,7 +51,8 @@ def test_run_then_rerun_skips_and_reports(demo_copy):
     shutil.copy(demo_copy / "calibration" / "virtual_cameras.yaml", demo_copy / "calibration" / "cameras.yaml")
     first = app("run", str(demo_copy), "--no-progress")
     assert first.returncode == 0, first.stderr
-    assert "static/frames: done" in first.stdout and "not available yet" in first.stdout
+    assert "static/frames: done" in first.stdout and "not available yet" not in first.stdout
+    assert "report.html" in first.stdout and (demo_copy / "output" / "report.html").is_file()
     second = app("run", str(demo_copy), "--no-progress")
     assert "static/frames: up to date" in second.stdout and "squats/frames: up to date" in second.stdout
     summary = json.loads((demo_copy / "output" / "summary.json").read_text())
