@@ -70,6 +70,7 @@ def test_marker_names_sit_on_their_anatomy(reference):
     assert side("r_knee_study") > side("r_mknee_study") and side("L_ankle_study") > side("L_mankle_study")
 
 
+@pytest.mark.slow
 @needs_shared
 def test_import_cli_writes_a_file_that_loads_identically(tmp_path, opencap, reference):
     out = tmp_path / "opencap_v03.pt"

@@ -116,6 +116,7 @@ def test_rotated_training_windows_keep_distances():
     assert np.allclose(x[..., 45], trials[0].height_m, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_a_short_training_run_learns(tmp_path):
     trials = make_trials(DataSpec(subjects=2, trials_per_subject=3, duration_s=(4, 5), seed=7))
     aug, hist = train_augmenter("lower", LOWER_KEYPOINTS, LOWER_MARKERS, trials,
@@ -137,6 +138,7 @@ def test_placement_corrected_error_ignores_a_constant_offset_in_the_segment():
     assert np.sum((pred - true) ** 2, axis=1).mean() == pytest.approx(np.sum(offset_local ** 2))
 
 
+@pytest.mark.slow
 def test_shipped_weights_are_ours_and_accurate_on_new_subjects():
     """The default weights (trained by `app.py augmenter train`) on subjects and motions they never saw."""
     models = load_augmenters(DEFAULT_WEIGHTS)

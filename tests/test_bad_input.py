@@ -339,6 +339,7 @@ def _lock_holder(root, then: str) -> subprocess.Popen:
     return holder
 
 
+@pytest.mark.slow
 def test_second_run_waits_with_wait(bases, tmp_path):
     """--wait: the second run waits for the first to let go, then runs."""
     root = tmp_path / "session"

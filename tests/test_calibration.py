@@ -113,6 +113,7 @@ def test_wrong_corner_detection_is_an_error_not_a_silent_calibration():
         solve_extrinsics(views, BOARD, "vertical")
 
 
+@pytest.mark.slow
 def test_intrinsics_from_synthetic_views_match_truth():
     truth = Camera("phone", (1080, 1920), K_PHONE)
     rng = np.random.default_rng(3)
@@ -248,6 +249,7 @@ def test_qualisys_import_is_y_up_and_round_trips_through_pose2sim(tmp_path):
         np.testing.assert_allclose(a.P, b.P, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_cli_calibrate_import_and_extrinsics(tmp_path, demo_copy):
     out = subprocess.run([sys.executable, str(ROOT / "app.py"), "calibrate", "extrinsics", str(demo_copy)], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
@@ -261,6 +263,7 @@ def test_cli_calibrate_import_and_extrinsics(tmp_path, demo_copy):
     assert out.returncode == 2 and "no image or video of the board for camera cam1" in out.stderr
 
 
+@pytest.mark.slow
 def test_calibration_from_videos(tmp_path, demo_copy):
     """Intrinsics from a checkerboard video, and extrinsics from a short video instead of an image."""
     truth = Camera("phone", (720, 1280), [[900.0, 0, 360], [0, 900.0, 640], [0, 0, 1]])
@@ -287,6 +290,7 @@ def test_calibration_from_videos(tmp_path, demo_copy):
     assert cal.result.error_px["cam1"] < 0.5
 
 
+@pytest.mark.slow
 def test_cli_unreadable_calibration_video_is_bad_input(tmp_path):
     (tmp_path / "board.mp4").write_bytes(b"junk")
     out = subprocess.run([sys.executable, str(ROOT / "app.py"), "calibrate", "intrinsics", "--images", str(tmp_path),

@@ -38,6 +38,7 @@ def test_bad_session_exits_2_with_every_problem(tmp_path):
     assert not (root / "output").exists(), "nothing runs on a bad session"
 
 
+@pytest.mark.slow
 def test_bad_set_and_unknown_trial_exit_2(demo_copy):
     res = app("run", str(demo_copy), "--set", "frames.min_fsp=3")
     assert res.returncode == 2 and "Did you mean 'frames.min_fps'" in res.stderr
@@ -47,6 +48,7 @@ def test_bad_set_and_unknown_trial_exit_2(demo_copy):
     assert res.returncode == 2 and "no such stage" in res.stderr
 
 
+@pytest.mark.slow
 def test_run_then_rerun_skips_and_reports(demo_copy):
     shutil.copy(demo_copy / "calibration" / "virtual_cameras.yaml", demo_copy / "calibration" / "cameras.yaml")
     first = app("run", str(demo_copy), "--no-progress")
@@ -67,6 +69,7 @@ def test_validate_and_config(demo_copy):
     assert res.returncode == 0 and "contact_sheet_frames: 3" in res.stdout
 
 
+@pytest.mark.slow
 def test_batch_keeps_going_past_bad_sessions(tmp_path, demo_copy):
     root = tmp_path / "all"
     shutil.copy(demo_copy / "calibration" / "virtual_cameras.yaml", demo_copy / "calibration" / "cameras.yaml")
@@ -85,6 +88,7 @@ def test_batch_keeps_going_past_bad_sessions(tmp_path, demo_copy):
     assert "1/3 sessions ran without failures" in res.stdout
 
 
+@pytest.mark.slow
 def test_demo_copies_and_resumes(tmp_path):
     dest = tmp_path / "demo-run"
     first = app("demo", "--dest", str(dest), "--no-progress")

@@ -26,6 +26,7 @@ def _run(root, stages, trials=None, **sections):
     return run_session(root, trials=trials, overrides={"run": {"stages": stages}, **sections}, show_progress=False)
 
 
+@pytest.mark.slow
 def test_mediapipe_keypoints_and_sync_on_demo(demo_copy):
     _run(demo_copy, ["frames", "keypoints", "sync"])
     out = demo_copy / "output" / "squats"
@@ -175,6 +176,7 @@ def pose2sim_run(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 @needs_shared
 def test_pose2sim_subject_tracked_in_every_frame(pose2sim_run):
     """Every frame of every camera holds the subject, never the bystander (in cam01 and cam02): the
@@ -202,6 +204,7 @@ def test_pose2sim_subject_tracked_in_every_frame(pose2sim_run):
     assert np.all(per_frame < 25.0), per_frame.max()
 
 
+@pytest.mark.slow
 @needs_shared
 def test_pose2sim_sync_recovers_cut_and_fractional_offsets(pose2sim_run):
     """Cut k frames from the start of one camera (k = 1..30) or delay it by a fraction of a frame:
@@ -234,6 +237,7 @@ def test_pose2sim_sync_recovers_cut_and_fractional_offsets(pose2sim_run):
     assert max(worst.values()) < 0.5, worst
 
 
+@pytest.mark.slow
 @needs_shared
 def test_pose2sim_reconstruction_keeps_bones_rigid(pose2sim_run, tmp_path):
     """The real 4-camera videos through triangulate and filter with the lab's calibration: every

@@ -120,6 +120,7 @@ def _synthetic_motion(rng, k=20):
     return at
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("noise_px", [0.0, 1.5])
 def test_sync_recovers_offsets_within_1ms_across_frame_rates(noise_px):
     rng = np.random.default_rng(7)

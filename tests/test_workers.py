@@ -59,6 +59,7 @@ def test_workers_die_when_the_run_is_killed(tmp_path):
             proc.kill()
 
 
+@pytest.mark.slow
 def test_mediapipe_chatter_goes_to_the_log_not_the_console(tmp_path):
     """A short detection through the stage's own pool: nothing of MediaPipe on the console."""
     import cv2
