@@ -136,3 +136,52 @@ def test_the_demo_squats_are_compared_with_their_true_keypoints_and_a_trial_with
     assert status[("squats", "compare")].status == "n/a" and "no mocap" in status[("squats", "compare")].message
     assert status[("squats", "ik")].status == "up to date"
     assert not out.exists() and (out.parent / "compare.stale").is_dir()
+
+
+def _mot_session(tmp_path, max_shift_s: float = 2.0):
+    """A session whose squats1 names a reference .mot, with our joint angles in place of an ik stage."""
+    from sessions.session import load_session
+    from tests.conftest import VALID_VIDEOS, valid_doc, write_session
+
+    doc = valid_doc()
+    doc["trials"][1]["mocap"] = "mocap/ref.mot"
+    doc["config"] = {"compare": {"max_shift_s": max_shift_s}}
+    (tmp_path / "s" / "mocap").mkdir(parents=True)
+    ours, ref = _tables(0.137)
+    write_mot(tmp_path / "s" / "mocap" / "ref.mot", ref)
+    root = write_session(tmp_path / "s", doc, VALID_VIDEOS)
+    (root / "output" / "squats1" / "ik").mkdir(parents=True)
+    write_mot(root / "output" / "squats1" / "ik" / "squats1.mot", ours)
+    session = load_session(root)
+    return session, next(t for t in session.trials if t.name == "squats1")
+
+
+def test_compare_stage_with_a_reference_mot(tmp_path):
+    from pipeline.compare_stage import compare_inputs, no_mocap, run_compare
+    from pipeline.runner import StageContext
+
+    session, trial = _mot_session(tmp_path)
+    static = next(t for t in session.trials if t.kind == "static")
+    assert no_mocap(trial) is None and no_mocap(static) == "no mocap: file in session.yaml"
+    ctx = StageContext(session, trial, session.config, tmp_path / "out", show_progress=False)
+    ctx.out_dir.mkdir()
+    assert compare_inputs(ctx) == [trial.mocap]  # a .mot: no model, no static file
+    run_compare(ctx)
+    doc = json.loads((ctx.out_dir / "comparison.json").read_text())
+    assert doc["reference"]["kind"] == "angles" and doc["time_shift_s"] == pytest.approx(0.137, abs=0.004)
+    # shared rotations only: pelvis_tx (a translation) is left out, mtp/elbow are on one side only
+    assert [r["coordinate"] for r in doc["coordinates"]] == ["knee_angle_r", "hip_flexion_r"]
+    assert ctx.summary["flexion_mae_deg"]["knee_angle_r"] == pytest.approx(3.0, abs=0.1)
+    assert (ctx.out_dir / "comparison.png").is_file() and (ctx.out_dir / "bland_altman.png").is_file()
+    assert not ctx.summary["warnings"]
+
+
+def test_compare_stage_warns_when_the_shift_sits_at_its_limit(tmp_path):
+    from pipeline.compare_stage import run_compare
+    from pipeline.runner import StageContext
+
+    session, trial = _mot_session(tmp_path, max_shift_s=0.05)
+    ctx = StageContext(session, trial, session.config, tmp_path / "out", show_progress=False)
+    ctx.out_dir.mkdir()
+    run_compare(ctx)
+    assert any("sits at the search limit" in w for w in ctx.summary["warnings"])
