@@ -11,7 +11,7 @@ import yaml
 from biomech.compare import CompareError, bland_altman, compare_tables, plot_bland_altman
 from biomech.landmarks import MARKER_SETS
 from biomech.mocap import recognise_marker_set, reference_angles
-from biomech.mot import CoordinateTable, write_mot
+from biomech.mot import write_mot
 from biomech.trc import MarkerTable, read_trc, write_trc
 from pipeline.orchestrate import run_session
 from pipeline.stages import STAGES
