@@ -185,3 +185,21 @@ def test_compare_stage_warns_when_the_shift_sits_at_its_limit(tmp_path):
     ctx.out_dir.mkdir()
     run_compare(ctx)
     assert any("sits at the search limit" in w for w in ctx.summary["warnings"])
+
+
+def test_the_demo_truth_solved_on_our_model_gives_the_analytic_angles(tmp_path):
+    """The reference itself: the demo's true keypoints (made from known knee, ankle and hip angles) solved
+    with the video marker set, scaled on the static truth, read back those angles."""
+    from demo.make_demo_session import TRIALS, squat_depth
+
+    ik = load_defaults()["ik"]  # as the stage solves it
+    r = reference_angles(DEMO_SESSION / "mocap" / "squats.trc", DEMO_SESSION / "mocap" / "static.trc", 1.7, 65.0,
+                         tmp_path / "out", weights=ik["marker_weights"], video_coordinate_weights=ik["video_coordinate_weights"])
+    assert not r.warnings
+    depth = squat_depth(r.table.time_s, TRIALS["squats"]["squats"], TRIALS["squats"]["seconds"])
+    for name, at_depth, bound in (("knee_angle_r", 105.0, 0.7), ("knee_angle_l", 105.0, 0.7), ("ankle_angle_r", 32.0, 0.7)):
+        x = np.degrees(r.table.column(name))
+        x = x - x[depth < 1e-6].mean()  # the standing offset (the model's neutral foot is not the figure's)
+        assert np.mean(np.abs(x - at_depth * depth)) < bound, name  # measured 0.3-0.4 deg
+    for name in ("hip_rotation_r", "subtalar_angle_r", "mtp_angle_r"):  # a sagittal squat: these stay still
+        assert np.ptp(np.degrees(r.table.column(name))) < 6, name
