@@ -323,7 +323,8 @@ def plot_comparison(cmp: Comparison, path: Path, coordinates: list[str] | tuple[
     for k in range(max(0, n - cols), n):  # the lowest panel of each column
         axes[k // cols][k % cols].set_xlabel("time (s, reference clock)", fontsize=7)
         axes[k // cols][k % cols].xaxis.set_tick_params(labelbottom=True)
-    axes[0][0].legend(fontsize=7, loc="best")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper left", fontsize=8, ncol=2, frameon=False)  # clear of the curves
     s = cmp.summary()
     fig.suptitle(f"ours shifted by {cmp.shift_s * 1000:+.0f} ms (mean r {s['shift_mean_r']}); mean MAE of all "
                  f"{len(names)} compared coordinates {s['mean_mae_deg']} deg", fontsize=9)
