@@ -75,6 +75,10 @@ def run_compare(ctx: StageContext) -> None:
         raise StageInputError(f"{ours_path}: joint angles not found; the ik stage of this trial has not finished")
     mocap = ctx.trial.mocap
     static = static_mocap(ctx) if mocap.suffix.lower() == ".trc" else None
+    static_trial = next((t for t in ctx.session.trials if t.kind == "static"), None)
+    if mocap.suffix.lower() == ".trc" and static is None and static_trial is not None and static_trial.mocap is not None:
+        ctx.log.warning("%s/compare: the static trial's mocap: %s is not a .trc of markers, so it cannot scale the "
+                        "reference model", ctx.trial.name, static_trial.mocap.name)
     subject = ctx.session.subject
     ik = ctx.config["ik"]
     try:
