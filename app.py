@@ -228,7 +228,8 @@ def cmd_augmenter_train(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from biomech.compare import check_subject, compare_tables, marker_coverage, marker_set_names, write_comparison
+    from biomech.compare import CompareError, check_subject, compare_tables, write_comparison
+    from biomech.mocap import reference_angles
     from biomech.mot import read_mot
 
     check_subject(args.height, args.mass)
@@ -236,34 +237,27 @@ def cmd_compare(args: argparse.Namespace) -> int:
     ref_path = Path(args.reference)
     out = Path(args.out) if args.out else Path(args.ours).resolve().parent / f"compare_{ref_path.stem}"
     if ref_path.suffix.lower() == ".trc":
-        if not (args.static and args.height and args.mass):
-            print("error: a mocap .trc reference needs --static STATIC.trc --height M --mass KG "
-                  "(the lab's static trial and the subject, to scale the model)", file=sys.stderr)
+        if not (args.height and args.mass):
+            print("error: a marker .trc reference needs --height M --mass KG (and the lab's static trial, "
+                  "--static STATIC.trc), to scale the model", file=sys.stderr)
             return EXIT_BAD_INPUT
-        from biomech.mocap import MOCAP_MARKER_SET, solve_mocap
-        from biomech.trc import read_trc
-
-        if args.marker_set or not args.model:  # a user's own model may carry its markers inside
-            set_xml = Path(args.marker_set) if args.marker_set else MOCAP_MARKER_SET
-            names = marker_set_names(set_xml)
-            for trc in (Path(args.static), ref_path):
-                if not trc.is_file():
-                    print(f"error: {trc}: file not found", file=sys.stderr)
-                    return EXIT_BAD_INPUT
-                note = marker_coverage(trc, read_trc(trc).names, names, f"the marker set {set_xml.name}")
-                if note:
-                    print(f"warning: {note}", file=sys.stderr)
-
-        print(f"solving the mocap reference: scaling on {Path(args.static).name}, IK on {ref_path.name} ...")
-        scaled, ik = solve_mocap(ref_path, args.static, args.height, args.mass, out / "mocap", model=args.model,
-                                 marker_set_xml=args.marker_set, scale_setup=args.scale_setup, ik_setup=args.ik_setup)
-        summary = ik.summary()
-        print(f"  mocap IK: {summary['frames']} frames, marker RMS mean {summary['marker_rms_mean_mm']} mm -> {ik.mot_path}")
-        ref = read_mot(ik.mot_path)
-    else:
-        ref = read_mot(ref_path)
+        if not args.static:
+            print("warning: no --static: the model is scaled on the stillest 0.5 s of the trial itself", file=sys.stderr)
+        print(f"solving the reference markers: scaling on {Path(args.static or ref_path).name}, IK on {ref_path.name} ...")
+    try:
+        reference = reference_angles(ref_path, args.static, args.height, args.mass, out / "mocap", model=args.model,
+                                     marker_set_xml=args.marker_set, scale_setup=args.scale_setup, ik_setup=args.ik_setup)
+    except CompareError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    for w in reference.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    if reference.about["kind"] == "markers":
+        a = reference.about
+        print(f"  {a['marker_words']}: {a['ik_frames']} frames, marker RMS mean {a['ik_marker_rms_mean_mm']} mm -> {a['mot']}")
+    ref = reference.table
     cmp = compare_tables(ours, ref, max_shift_s=args.max_shift, coordinates=args.coordinates)
-    paths = write_comparison(cmp, out, plot=not args.no_plot)
+    paths = write_comparison(cmp, out, plot=not args.no_plot, about=reference.about)
     for w in cmp.warnings:
         print(f"warning: {w}", file=sys.stderr)
     s = cmp.summary()
@@ -393,7 +387,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     cmp = sub.add_parser("compare", help="compare our joint angles (.mot) with a reference .mot or a mocap .trc")
     cmp.add_argument("ours", help="our .mot (e.g. <session>/output/<trial>/ik/<trial>.mot)")
-    cmp.add_argument("reference", help="reference .mot, or a mocap .trc (then give --static, --height, --mass)")
+    cmp.add_argument("reference", help="reference .mot, or a .trc of a lab's mocap markers or of our 20 video keypoints "
+                     "(then give --static, --height, --mass)")
     cmp.add_argument("--out", help="output folder (default: next to OURS, compare_<reference>)")
     cmp.add_argument("--max-shift", type=float, default=2.0, help="largest time shift searched, seconds (0: none)")
     cmp.add_argument("--coordinates", nargs="+", help="compare only these coordinates")

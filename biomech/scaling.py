@@ -107,8 +107,11 @@ def _measurement_markers(tool: osim.ScaleTool) -> list[str]:
     return names
 
 
-def build_scale_tool(measurements: list[Measurement], weights: dict[str, float]) -> osim.ScaleTool:
-    """A ScaleTool with our measurement set and the marker weights for the static pose solve."""
+def build_scale_tool(measurements: list[Measurement], weights: dict[str, float],
+                     coordinate_weights: dict[str, float] | None = None) -> osim.ScaleTool:
+    """A ScaleTool with our measurement set and the marker weights for the static pose solve;
+    ``coordinate_weights`` (coordinate name -> weight) add weak pulls of the static pose towards the
+    coordinates' default (neutral) values, for degrees of freedom the markers do not fix."""
     tool = osim.ScaleTool()
     mset = osim.MeasurementSet()
     for m in measurements:
@@ -135,6 +138,14 @@ def build_scale_tool(measurements: list[Measurement], weights: dict[str, float])
     placer_tasks.clearAndDestroy()
     for name, w in weights.items():
         placer_tasks.cloneAndAppend(marker_task(name, w))
+    for name, w in (coordinate_weights or {}).items():
+        if w > 0:
+            task = osim.IKCoordinateTask()
+            task.setName(name)
+            task.setWeight(float(w))
+            task.setValueType(osim.IKCoordinateTask.DefaultValue)
+            task.setApply(True)
+            placer_tasks.cloneAndAppend(task)
     return tool
 
 
@@ -280,9 +291,12 @@ def scale_with_measurements(
     out_dir: str | Path,
     height_m: float,
     mass_kg: float,
+    coordinate_weights: dict[str, float] | None = None,
     **kwargs,
 ) -> ScaleResult:
-    """Scale ``model_path`` with our measurement definitions (see ``biomech.measurements``)."""
+    """Scale ``model_path`` with our measurement definitions (see ``biomech.measurements``);
+    ``coordinate_weights``: see ``build_scale_tool`` (names the model lacks are dropped)."""
     if not measurements:
         raise ScaleError(f"{static_trc}: none of the scaling measurements can be made with this trial's markers")
-    return run_scale(build_scale_tool(measurements, weights), model_path, static_trc, out_dir, height_m, mass_kg, **kwargs)
+    return run_scale(build_scale_tool(measurements, weights, coordinate_weights), model_path, static_trc, out_dir,
+                     height_m, mass_kg, **kwargs)

@@ -194,6 +194,8 @@ def make_session(out: Path) -> None:
     }
     (out / "session.yaml").write_text(
         "# Demo session: a synthetic subject filmed by two virtual phones (made by demo/make_demo_session.py).\n"
+        "# mocap/<trial>.trc: the true 3D video keypoints; the compare stage solves them on our model (video\n"
+        "# marker set, scaled on mocap/static.trc) and compares the squats' joint angles with ours.\n"
         + yaml.safe_dump(session, sort_keys=False)
     )
 

@@ -88,6 +88,8 @@ class Stage:
     params: other values its outputs depend on (subject height, ...), part of the fingerprint.
     libraries: installed distributions whose versions its outputs depend on (opensim, mediapipe, ...).
     kinds: trial kinds it applies to.
+    applies: trial -> why the stage does not apply to it (reported "n/a" with that reason; older
+        outputs are moved aside), or None when it does (e.g. compare: only trials with a mocap file).
     pending: for a stage not built yet, what will deliver it.
     unavailable: for a built stage, what it still waits for under the given config (None: ready).
 
@@ -105,6 +107,7 @@ class Stage:
     params: Callable[[StageContext], dict[str, Any]] = lambda ctx: {}
     libraries: tuple[str, ...] = ()
     kinds: tuple[str, ...] = TRIAL_KINDS
+    applies: Callable[[Trial], str | None] = lambda trial: None
     pending: str = ""
     # For a built stage that still lacks something the project will ship (e.g. default weights):
     # config -> a "not available yet" note, or None when it can run.
@@ -251,6 +254,9 @@ class Runner:
         final = self.session.output_dir / tname / name
         if trial.kind not in stage.kinds:
             return Outcome(tname, name, NOT_APPLICABLE, message=f"only for {'/'.join(stage.kinds)} trials")
+        why_not = stage.applies(trial)
+        if why_not:
+            return self._not_current(final, NOT_APPLICABLE, why_not, Outcome(tname, name, NOT_APPLICABLE, message=why_not))
         ups = self.upstream(stage, trial)
         if stage.static_fallback and self.static is not None and tname != self.static.name:
             gone = [(t, n) for t, n in ups if t == self.static.name and self.status.get((t, n)) in (FAILED, BLOCKED)]

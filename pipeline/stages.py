@@ -8,6 +8,7 @@ from __future__ import annotations
 from pipeline.analyse_stage import run_analyse
 from pipeline.augment import run_augment, weights_path
 from pipeline.biomech_stages import ik_inputs, run_ik_stage, run_scale, scale_inputs, uses_augmented_markers
+from pipeline.compare_stage import compare_inputs, no_mocap, run_compare
 from pipeline.detect import json_inputs, run_keypoints
 from pipeline.frames import frames_inputs, run_frames
 from pipeline.reconstruct import run_filter, run_triangulate
@@ -69,6 +70,11 @@ STAGES: dict[str, Stage] = {
         # reads the joint angles and the filter stage's keypoints (leg length; midHip height without pelvis_ty)
         Stage("analyse", run_analyse, needs=("ik", "filter"), config_sections=("analyse",), kinds=("dynamic",),
               libraries=NUMERIC + ("pandas", "openpyxl", "matplotlib")),
+        # a trial with a mocap: file in session.yaml, against its ground truth (others: n/a); reads the joint
+        # angles, the mocap files (and the static trial's) and our model; solves the reference with ik's weights
+        Stage("compare", run_compare, needs=("ik",), config_sections=("compare", "ik"), inputs=compare_inputs,
+              kinds=("dynamic",), applies=no_mocap, params=_subject,
+              libraries=NUMERIC + ("opensim", "matplotlib")),
         # the trial's figures and section data; the session's report.html/.pdf are assembled after the verdicts
         # (pipeline/report_stage.py write_session_report, called by orchestrate.run_session and `app.py report`)
         Stage("report", run_report, needs=("analyse",), config_sections=("report",), kinds=("dynamic",),

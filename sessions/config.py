@@ -216,6 +216,7 @@ RANGES: dict[str, Allowed] = {
     "analyse.max_gap_s": _at_least(0, "seconds"),
     "analyse.asymmetry_min_deg": _at_least(0, "degrees"),
     "report.dpi": _at_least(50, "dots per inch", integer=True),
+    "compare.max_shift_s": _at_least(0, "seconds; 0 = no time shift search"),
 }
 # Pairs (low, high) that must keep their order.
 ORDERED = [("frames.min_fps", "frames.max_fps"), ("calibration.intrinsics_min_views", "calibration.intrinsics_max_views"),

@@ -9,7 +9,8 @@ Layout (one layout, documented in the README)::
       pose2d/<trial>/<camera>/*.json  or instead (keypoints.backend: json): another detector's 2D
                                     keypoints, one OpenPose/Pose2Sim JSON file per frame; a camera
                                     without a video then needs its frame rate (``fps:``)
-      mocap/<file>.trc              optional ground-truth marker data, named per trial
+      mocap/<file>.trc              optional ground truth per trial: 3D markers (a lab's or our 20 video
+                                    keypoints) or reference joint angles (.mot); the compare stage uses it
       output/                       written by the pipeline
 
 Loading checks everything at once and raises ``SessionError`` with every problem found, each
@@ -282,8 +283,9 @@ def _check_trials(raw: Any, root: Path, cams: list[Camera], where: str, problems
         mocap = None
         if entry.get("mocap") is not None:
             mocap = (root / str(entry["mocap"])).resolve()
-            if mocap.suffix.lower() != ".trc":
-                problems.append(f"{where}: trial {name!r} mocap {entry['mocap']!r} is not a .trc file; export the mocap markers as .trc")
+            if mocap.suffix.lower() not in (".trc", ".mot", ".sto"):
+                problems.append(f"{where}: trial {name!r} mocap {entry['mocap']!r} is not a .trc file (or a .mot of "
+                                "reference joint angles); export the mocap markers as .trc")
             elif not mocap.is_file():
                 problems.append(f"{mocap}: mocap file of trial {name!r} not found; fix the path in session.yaml (relative to the session folder)")
         trials.append(Trial(name, kind, videos, mocap, pose2d, fps))

@@ -59,6 +59,11 @@ def bases(tmp_path_factory) -> dict[str, Path]:
     ours, ref = _tables(0.5)
     write_mot(cmp / "ours.mot", ours)
     write_mot(cmp / "ref.mot", ref)
+    from biomech.trc import MarkerTable, write_trc
+
+    foreign = MarkerTable(np.arange(0, 1, 0.01), ["X1", "X2", "X3"], np.zeros((100, 3, 3)), 100.0)
+    write_trc(cmp / "foreign.trc", foreign)
+    write_trc(cmp / "foreign_static.trc", foreign)
     return {"plain": plain, "media": media, "worked": worked, "cmp": cmp}
 
 
@@ -271,10 +276,10 @@ ROWS = [
     Row("compare-height-in-cm", ["compare", "{cmp}/ours.mot", "{demo}/mocap/squats.trc", "--static", "{demo}/mocap/static.trc",
                                  "--height", "180", "--mass", "70"], 2, ("--height 180: looks like centimetres",)),
     Row("compare-mass-in-grams", ["compare", "{cmp}/ours.mot", "{cmp}/ref.mot", "--mass", "70000"], 2, ("--mass 70000: looks like grams",)),
-    Row("compare-markers-do-not-match", ["compare", "{cmp}/ours.mot", "{demo}/mocap/squats.trc", "--static", "{demo}/mocap/static.trc",
+    Row("compare-markers-do-not-match", ["compare", "{cmp}/ours.mot", "{cmp}/foreign.trc", "--static", "{cmp}/foreign_static.trc",
                                          "--height", "1.7", "--mass", "65"], 2,
-        ("mocap/static.trc: none of the 51 markers of the marker set markerless_fullbody_markers_mocap.xml",)),
-    Row("compare-trc-without-static", ["compare", "{cmp}/ours.mot", "{demo}/mocap/squats.trc"], 2, ("needs --static",)),
+        ("foreign.trc: its markers (X1, X2, X3) are neither a lab's mocap markers", "nor our 20 video keypoints")),
+    Row("compare-trc-without-subject", ["compare", "{cmp}/ours.mot", "{demo}/mocap/squats.trc"], 2, ("needs --height M --mass KG",)),
     Row("compare-shift-at-limit", ["compare", "{cmp}/ours.mot", "{cmp}/ref.mot", "--max-shift", "0.2", "--no-plot",
                                    "--out", "{root}/cmp"], 0, ("sits at the search limit (+-0.2 s)", "--max-shift")),
     Row("compare-file-missing", ["compare", "{cmp}/nothing.mot", "{cmp}/ref.mot"], 2, ("nothing.mot",)),

@@ -58,7 +58,7 @@ def test_run_then_rerun_skips_and_reports(demo_copy):
     second = app("run", str(demo_copy), "--no-progress")
     assert "static/frames: up to date" in second.stdout and "squats/frames: up to date" in second.stdout
     summary = json.loads((demo_copy / "output" / "summary.json").read_text())
-    assert summary["failed"] == [] and len(summary["outcomes"]) == 20
+    assert summary["failed"] == [] and len(summary["outcomes"]) == 22  # 2 trials x 11 stages
     assert (demo_copy / "output" / "log.txt").read_text().count("session ") == 2  # appended per run
 
 

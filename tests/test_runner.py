@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+import yaml
 
 from pipeline.logs import session_logging
 from pipeline.runner import BLOCKED, DONE, FAILED, NOT_APPLICABLE, UNAVAILABLE, UP_TO_DATE, Runner, Stage, StageContext
@@ -289,3 +290,24 @@ def test_a_copied_session_keeps_its_results(session_root, tmp_path):
     shutil.copytree(session_root, copy)
     result = run(copy)
     assert set(result.values()) <= {UP_TO_DATE, NOT_APPLICABLE}, result
+
+
+def test_a_stage_that_does_not_apply_to_a_trial_is_na_with_its_reason_and_older_outputs_go(session_root):
+    """Stage.applies: per trial (e.g. compare only with a mocap file); n/a, not blocked or failed, and
+    outputs made while it applied are moved aside, not left looking current."""
+    def _only_with_mocap(trial):
+        return None if trial.mocap is not None else "no mocap file"
+
+    stages = STAGES[:3] + [Stage("d", _d, inputs=_mocap, kinds=("dynamic",), applies=_only_with_mocap)]
+    assert run(session_root, stages=stages)[("squats1", "d")] == DONE
+    doc = yaml.safe_load((session_root / "session.yaml").read_text())
+    del doc["trials"][1]["mocap"]
+    (session_root / "session.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    session = load_session(session_root)
+    with session_logging(session.output_dir / "log.txt"):
+        outcomes = {(o.trial, o.stage): o for o in Runner(session, stages, show_progress=False).run()}
+    d = outcomes[("squats1", "d")]
+    assert d.status == NOT_APPLICABLE and d.message.startswith("no mocap file")
+    assert outcomes[("squats1", "c")].status == UP_TO_DATE
+    out = session_root / "output" / "squats1"
+    assert not (out / "d").exists() and "no mocap file" in (out / "d.stale" / "STALE.txt").read_text()
