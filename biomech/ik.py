@@ -111,6 +111,16 @@ def marker_task(name: str, weight: float) -> osim.IKMarkerTask:
     return task
 
 
+def neutral_task(coordinate: str, weight: float) -> osim.IKCoordinateTask:
+    """A weak pull of a coordinate towards its default value (for what the markers cannot see)."""
+    task = osim.IKCoordinateTask()
+    task.setName(coordinate)
+    task.setWeight(float(weight))
+    task.setValueType(osim.IKCoordinateTask.DefaultValue)
+    task.setApply(True)
+    return task
+
+
 def run_ik(
     model_path: str | Path,
     trc_path: str | Path,
@@ -167,12 +177,7 @@ def run_ik(
         for i in range(cs.getSize()):
             cname = cs.get(i).getName()
             if cw > 0 and fnmatch.fnmatchcase(cname, pattern):
-                ctask = osim.IKCoordinateTask()
-                ctask.setName(cname)
-                ctask.setWeight(float(cw))
-                ctask.setValueType(osim.IKCoordinateTask.DefaultValue)
-                ctask.setApply(True)
-                tasks.cloneAndAppend(ctask)
+                tasks.cloneAndAppend(neutral_task(cname, cw))
     tool = osim.InverseKinematicsTool()
     tool.setName(name)
     tool.setModel(model)

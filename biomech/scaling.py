@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from biomech.ik import marker_task, model_marker_names, model_marker_positions
+from biomech.ik import marker_task, model_marker_names, model_marker_positions, neutral_task
 from biomech.mot import CoordinateTable, read_mot
 from biomech.opensim_env import load_model, osim, run_tool
 from biomech.trc import MarkerTable, read_trc
@@ -140,12 +140,7 @@ def build_scale_tool(measurements: list[Measurement], weights: dict[str, float],
         placer_tasks.cloneAndAppend(marker_task(name, w))
     for name, w in (coordinate_weights or {}).items():
         if w > 0:
-            task = osim.IKCoordinateTask()
-            task.setName(name)
-            task.setWeight(float(w))
-            task.setValueType(osim.IKCoordinateTask.DefaultValue)
-            task.setApply(True)
-            placer_tasks.cloneAndAppend(task)
+            placer_tasks.cloneAndAppend(neutral_task(name, w))
     return tool
 
 
