@@ -27,7 +27,7 @@ import numpy as np
 from tqdm import tqdm
 
 from models.keypoints import VIDEO_KEYPOINTS
-from pipeline.fingerprint import digest_json
+from pipeline.fingerprint import digest_json, session_path_key
 from pipeline.keypoints2d import write_keypoints_csv
 from pipeline.overlay import overlay_sheet, overlay_video
 from pipeline.person_select import TrackInfo, body_size, candidates, choose_subject, link_tracks, track_infos
@@ -68,9 +68,8 @@ def _cache_key(path: Path, root: Path, cfg: dict[str, Any]) -> str:
     """The video (by its place in the session, so a copied session keeps its cache), the detector's code
     and the settings that change raw detections."""
     st = path.stat()
-    where = path.resolve().relative_to(root.resolve()) if path.resolve().is_relative_to(root.resolve()) else path.resolve()
     return digest_json([code_identity("models.pose_mediapipe", DETECTOR_LIBRARIES), code_identity("pipeline.video"),
-                        str(where), st.st_size, st.st_mtime_ns, cfg["max_people"], cfg["min_detection_confidence"]])
+                        session_path_key(path, root), st.st_size, st.st_mtime_ns, cfg["max_people"], cfg["min_detection_confidence"]])
 
 
 def detect_all(ctx: StageContext, cams: list[str]) -> dict[str, np.ndarray]:

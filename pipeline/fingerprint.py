@@ -50,3 +50,10 @@ class DigestCache:
 
 def digest_json(obj: object) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def session_path_key(path: Path, root: Path) -> str:
+    """How a fingerprint names a file: by its place in the session when it lies inside ``root`` (so a
+    copied or moved session keeps its results), else by its absolute path."""
+    path, root = Path(path).resolve(), Path(root).resolve()
+    return str(path.relative_to(root) if path.is_relative_to(root) else path)

@@ -32,7 +32,7 @@ import numpy as np
 from biomech.report import (NOT_RUN, OK, BatchRow, BatchTrial, Figure, QualityItem, SessionData, TrialData,
                             build_document, fmt, render_batch_index, render_html, render_pdf)
 from pipeline.runner import StageContext, StageInputError, read_manifest
-from pipeline.verdict import CHECKS, DOUBTFUL, UNUSABLE
+from pipeline.verdict import CHECKS, grade
 from sessions.session import Session
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -310,7 +310,7 @@ def quality_items(summaries: dict[str, dict[str, Any]], sync: dict[str, Any] | N
             if cam == sync.get("reference_camera"):
                 continue
             r = s.get("confidence")
-            level = "" if r is None else UNUSABLE if r < u else DOUBTFUL if r < d else OK
+            level = "" if r is None else grade(r, d, u, higher_is_worse=False)
             items.append(QualityItem(f"sync {cam} vs {sync.get('reference_camera')}",
                                      f"offset {1000 * s['offset_s']:+.0f} ms, r {fmt(r, '.2f')}",
                                      f"r ≥ {d:.2f}", level,
@@ -323,8 +323,7 @@ def quality_items(summaries: dict[str, dict[str, Any]], sync: dict[str, Any] | N
         if v is None:
             continue
         d, u = limits[check.key]
-        worse = (lambda a, b: a > b) if check.higher_is_worse else (lambda a, b: a < b)
-        level = UNUSABLE if worse(v, u) else DOUBTFUL if worse(v, d) else OK
+        level = grade(v, d, u, check.higher_is_worse)
         label, meaning = QUALITY_WORDS.get(check.key, (check.key, ""))
         value = check.unit(v)
         if check.key == "reprojection_px_per_1000px" and s.get("reprojection_px_median") is not None:

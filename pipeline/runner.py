@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterable, Iterator, TypeVar
 from tqdm import tqdm
 
 from pipeline.code_digest import code_identity
-from pipeline.fingerprint import DigestCache, digest_json
+from pipeline.fingerprint import DigestCache, digest_json, session_path_key
 from pipeline.logs import get_logger
 from sessions.config import section_digest
 from sessions.session import TRIAL_KINDS, Session, Trial
@@ -128,7 +128,7 @@ class Outcome:
     status: str
     seconds: float = 0.0
     message: str = ""
-    bad_input: bool = False  # failed on a StageInputError: the input, not the program, is at fault
+    waits_for: tuple[str, ...] = ()  # blocked: the upstream stages it waits for ("stage" or "trial/stage")
 
 
 def read_manifest(stage_dir: Path) -> dict[str, Any] | None:
@@ -210,10 +210,7 @@ class Runner:
             p = Path(p)
             if not p.is_file():
                 raise StageInputError(f"{p}: input of stage {stage.name!r} not found")
-            # by place in the session, so a copied or moved session keeps its results
-            root = self.session.root.resolve()
-            key = p.resolve().relative_to(root) if p.resolve().is_relative_to(root) else p.resolve()
-            inputs[str(key)] = self.digests.digest(p)
+            inputs[session_path_key(p, self.session.root)] = self.digests.digest(p)
         upstream = {}
         for t, need in self.upstream(stage, ctx.trial):
             m = read_manifest(ctx.stage_dir(need, t))
@@ -268,7 +265,8 @@ class Runner:
         if waiting:
             msg = f"waits for {', '.join(waiting)}"
             self.log.debug("%s/%s: blocked, %s", tname, name, msg)
-            return self._not_current(final, BLOCKED, msg, Outcome(tname, name, BLOCKED, message=msg))
+            return self._not_current(final, BLOCKED, msg, Outcome(tname, name, BLOCKED, message=msg,
+                                                                  waits_for=tuple(waiting)))
         pending = stage.pending if stage.run is None else (stage.unavailable(self.session.config) if stage.unavailable else None)
         if stage.run is None or pending:
             self.log.info("%s/%s: not available yet (%s)", tname, name, pending or "not built")
@@ -317,8 +315,7 @@ class Runner:
             self.log.error("%s/%s: FAILED: %s", tname, name, exc)
             self.log.debug("%s", traceback.format_exc())
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            return self._not_current(final, FAILED, first, Outcome(tname, name, FAILED, seconds, first,
-                                                                   bad_input=isinstance(exc, StageInputError)))
+            return self._not_current(final, FAILED, first, Outcome(tname, name, FAILED, seconds, first))
         finally:
             self.digests.save()
 

@@ -45,6 +45,12 @@ class Check:
     kinds: tuple[str, ...] = ("static", "dynamic")
 
 
+def grade(value: float, doubtful: float, unusable: float, higher_is_worse: bool) -> str:
+    """ok / doubtful / unusable for one number against its two limits."""
+    worse = (lambda a, b: a > b) if higher_is_worse else (lambda a, b: a < b)
+    return UNUSABLE if worse(value, unusable) else DOUBTFUL if worse(value, doubtful) else OK
+
+
 def _pct(v: float) -> str:
     return f"{100 * v:.0f}%"
 
@@ -115,8 +121,7 @@ def judge(summaries: dict[str, dict[str, Any]], limits: dict[str, list[float]], 
             continue
         numbers[check.key] = round(float(v), 4)
         doubtful, unusable = limits[check.key]
-        worse = (lambda a, b: a > b) if check.higher_is_worse else (lambda a, b: a < b)
-        found = UNUSABLE if worse(v, unusable) else DOUBTFUL if worse(v, doubtful) else OK
+        found = grade(v, doubtful, unusable, check.higher_is_worse)
         if found != OK:
             reasons.append(f"{found}: " + check.says.format(v=check.unit(v), d=check.unit(doubtful),
                                                            u=check.unit(unusable)))
@@ -147,7 +152,8 @@ def trial_verdict(output_dir: Path, trial: str, kind: str, outcomes: list[Outcom
     elif FINAL_STAGE[kind] not in summaries:
         blocked = [o for o in mine if o.status == BLOCKED and o.stage == FINAL_STAGE[kind]]
         why = f" ({blocked[0].message})" if blocked else ""
-        if blocked and any(o.status == FAILED for o in outcomes if f"{o.trial}/{o.stage}" in blocked[0].message):
+        failed_keys = {f"{o.trial}/{o.stage}" for o in outcomes if o.status == FAILED}
+        if blocked and failed_keys & set(blocked[0].waits_for):  # waits for another trial's failed stage
             verdict.level = UNUSABLE
             verdict.reasons.insert(0, f"unusable: no {FINAL_STAGE[kind]} result{why}")
         elif verdict.level == OK:
