@@ -12,6 +12,8 @@ glenohumeral centre, ulna/radius at the elbow centre, hand at the wrist centre.
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from biomech.anthropometry import Dimensions
@@ -187,8 +189,10 @@ BODY_KEYPOINTS = {
 }
 
 
+@lru_cache(maxsize=1)
 def marker_keypoints() -> dict[str, tuple[str, ...]]:
-    """Marker name (every set) -> the video keypoints that place the body it sits on."""
+    """Marker name (every set) -> the video keypoints that place the body it sits on (computed once;
+    do not modify the result)."""
     from biomech.anthropometry import Dimensions, GENERIC_HEIGHT_M
 
     body_of = {name: body for name, (body, _) in landmarks(Dimensions(GENERIC_HEIGHT_M)).items()}

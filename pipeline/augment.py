@@ -16,7 +16,7 @@ import torch
 from biomech.trc import MarkerTable, read_trc, write_trc
 from models.augmenter import AugmenterError, augment, load_augmenter_file
 from biomech.landmarks import marker_keypoints
-from pipeline.gaps import fill_gaps, nan_runs
+from pipeline.gaps import fill_gaps, nan_runs, runs_mask
 from pipeline.runner import StageContext, StageInputError
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "models" / "weights" / "augmenter.pt"
@@ -89,10 +89,7 @@ class AugmentResult:
         runs = lambda d: {k: [[int(a) + 1, int(b)] for a, b in v] for k, v in d.items()}
 
         def share(keys) -> float:
-            hit = np.zeros(frames, bool)
-            for k in keys:
-                for a, b in self.bridged.get(k, []):
-                    hit[a:b] = True
+            hit = runs_mask(frames, [r for k in keys for r in self.bridged.get(k, [])])
             return round(float(hit.mean()), 4) if frames else 0.0
 
         return {
@@ -134,10 +131,7 @@ def augment_table(table: MarkerTable, models, height_m: float, mass_kg: float, m
         raise StageInputError(f"{source}: {exc}") from None
     deps = marker_keypoints()
     frames = len(table.time_s)
-    gap_mask = {k: np.zeros(frames, bool) for k in gap_runs}
-    for k, runs in gap_runs.items():
-        for a, b in runs:
-            gap_mask[k][a:b] = True
+    gap_mask = {k: runs_mask(frames, runs) for k, runs in gap_runs.items()}
     emptied = np.zeros((frames, len(marker_names)), bool)
     col = 0
     for model in models:

@@ -30,6 +30,7 @@ from biomech.synthetic_motion import scaled_copy
 from biomech.trc import read_trc
 from models.keypoints import VIDEO_KEYPOINTS
 from pipeline.augment import load_gap_report
+from pipeline.gaps import runs_mask
 from pipeline.runner import StageContext, StageInputError
 
 PLOTTED = [("pelvis_tilt", "pelvis_list", "pelvis_rotation"), ("hip_flexion_r", "hip_flexion_l"),
@@ -185,14 +186,9 @@ def keypoint_gaps(ctx: StageContext, source: str, trc_path: Path) -> tuple[np.nd
     """(time_s of the marker file, keypoint -> (frames,) True where it was not seen and only bridged)."""
     trc = read_trc(trc_path)
     if source == "augmented":
-        report = load_gap_report(ctx.stage_dir("augment"))
-        gaps = {}
-        for k, runs in report["bridged"].items():
-            mask = np.zeros(len(trc.time_s), bool)
-            for a, b in runs:
-                mask[a - 1:b] = True
-            gaps[k] = mask
-        return trc.time_s, gaps
+        report = load_gap_report(ctx.stage_dir("augment"))  # runs as 1-based inclusive frames
+        return trc.time_s, {k: runs_mask(len(trc.time_s), [(a - 1, b) for a, b in runs])
+                            for k, runs in report["bridged"].items()}
     return trc.time_s, {k: ~np.all(np.isfinite(trc.marker(k)), axis=1) for k in VIDEO_KEYPOINTS
                         if k in trc.names and not np.all(np.isfinite(trc.marker(k)))}
 

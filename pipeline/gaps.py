@@ -58,6 +58,14 @@ def fill_gaps(time_s: np.ndarray, positions: np.ndarray, max_gap_frames: int, co
     return out, unfilled
 
 
+def runs_mask(frames: int, runs: list[tuple[int, int]]) -> np.ndarray:
+    """(frames,) True inside the (start, stop) runs: the inverse of ``nan_runs``."""
+    mask = np.zeros(frames, bool)
+    for a, b in runs:
+        mask[a:b] = True
+    return mask
+
+
 def analysable_span(present: np.ndarray) -> tuple[int, int] | None:
     """(start, stop) frames from the first to the last frame where every keypoint is present.
 

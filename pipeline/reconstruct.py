@@ -188,8 +188,7 @@ def run_filter(ctx: StageContext) -> None:
     cfg = ctx.config["filter"]
     with np.load(ctx.stage_dir("triangulate") / "points.npz") as z:
         time_s, pts, err, used, conf = z["time_s"], z["points_m"], z["error_px"], z["used"], z["confidence"]
-        z_cams = [str(c) for c in z["cameras"]]
-        z_seen = z["seen"] if "seen" in z else used
+        z_cams, z_seen = [str(c) for c in z["cameras"]], z["seen"]
     rate = 1.0 / float(np.median(np.diff(time_s)))
     cutoff = activity_cutoff(ctx, cfg)
     check_cutoff(ctx, cfg, cutoff, rate)
@@ -219,8 +218,7 @@ def run_filter(ctx: StageContext) -> None:
     plot_trajectories(ctx.out_dir / "keypoints.png", time_s - time_s[0], pts, res.points_m, span["frames"])
     gaps = {VIDEO_KEYPOINTS[k]: runs for k, runs in res.long_gaps.items()}
     for name, runs in gaps.items():
-        ctx.log.info("%s: %s has gaps left empty at frames %s", ctx.trial.name, name,
-                     ", ".join(f"{a + 1}-{b}" for a, b in runs))
+        ctx.log.info("%s: %s has gaps left empty at frames %s", ctx.trial.name, name, describe_runs(runs))
     all_err = err[np.isfinite(err)]
     trimmed = span["trimmed_start_s"] + span["trimmed_end_s"]
     ctx.summary.update(cutoff_hz=cutoff, span_share=span["share"], span_s=[span["start_s"], span["end_s"]],
@@ -261,10 +259,10 @@ def trial_span(ctx: StageContext, cfg: dict, raw: np.ndarray, smooth: np.ndarray
             + ". Every keypoint needs at least 2 cameras that see it: film the whole body, feet included, in every "
               "phone from the start to the end of the trial, with nothing in front of the subject")
     limited = {}
-    for n, k in zip(names, idx):
-        if a > 0 and not present[a - 1, names.index(n)]:
+    for j, n in enumerate(names):
+        if a > 0 and not present[a - 1, j]:
             limited.setdefault(n, []).append(f"missing in the first {a} frames")
-        if b < frames and not present[b, names.index(n)]:
+        if b < frames and not present[b, j]:
             limited.setdefault(n, []).append(f"missing in the last {frames - b} frames")
     measured = np.isfinite(raw[a:b][:, idx, 0])
     return {
