@@ -281,6 +281,12 @@ def cmd_model_build(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from bench.accuracy import main as accuracy
+
+    return accuracy(args.bench_args)
+
+
 def cmd_stages(args: argparse.Namespace) -> int:
     from pipeline.stages import STAGES
 
@@ -408,6 +414,12 @@ def build_parser() -> argparse.ArgumentParser:
     mb.add_argument("--out", help="folder (default: biomech/models)")
     mb.set_defaults(func=cmd_model_build)
 
+    bn = sub.add_parser("bench", help="benchmarks: accuracy (end-to-end joint angles against motion capture)")
+    bnsub = bn.add_subparsers(dest="bench_name", required=True, metavar="NAME")
+    ba = bnsub.add_parser("accuracy", help="simulated phone sessions of the shared lab trials vs their mocap "
+                          "(options: --quick, --trials, --cameras, --levels, --seeds, --keep, --out)", add_help=False)
+    ba.set_defaults(func=cmd_bench, bench_args=[])
+
     s = sub.add_parser("stages", help="list the pipeline stages and which are available")
     s.set_defaults(func=cmd_stages)
 
@@ -427,6 +439,9 @@ def main(argv: list[str] | None = None) -> int:
     from sessions.config import ConfigError
     from sessions.session import SessionError
 
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:2] == ["bench", "accuracy"]:  # the benchmark parses its own options (and --help)
+        return cmd_bench(argparse.Namespace(bench_args=argv[2:]))
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

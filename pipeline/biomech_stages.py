@@ -67,6 +67,13 @@ def _weights(config: dict) -> dict[str, float]:
     return {str(k): float(v) for k, v in (config["ik"]["marker_weights"] or {}).items()}
 
 
+def keypoint_weights(patterns: dict) -> dict[str, float]:
+    """IK weight of each video keypoint used beside the augmented markers (ik.keypoint_weights: name or
+    pattern -> weight; a keypoint no entry names gets 0, i.e. is left out)."""
+    pats = {str(k): float(v) for k, v in (patterns or {}).items()}
+    return resolve_weights(list(MARKER_SETS["video"]), pats, default=0.0) if pats else {}
+
+
 def _marker_set_name(source: str) -> str:
     return "study" if source == "augmented" else "video"
 
@@ -154,6 +161,8 @@ def run_ik_stage(ctx: StageContext) -> None:
     chosen = MARKER_SETS[_marker_set_name(source)]
     if not ctx.config["scale"]["model"]:
         weights.update({m: 0.0 for s in MARKER_SETS.values() for m in s if m not in chosen})
+        if source == "augmented":  # the triangulated keypoints next to the augmented markers
+            weights.update(keypoint_weights(cfg["keypoint_weights"]))
     coord_w = {str(k): float(v) for k, v in cfg["video_coordinate_weights"].items()} if source == "video" else None
     result = run_ik(model, trc_path, ctx.out_dir, name=ctx.trial.name, weights=weights,
                     setup_xml=cfg["setup"] or None, accuracy=float(cfg["accuracy"]), flag_rms_m=cfg["flag_rms_mm"] / 1000,

@@ -1,0 +1,107 @@
+"""The end-to-end accuracy benchmark (bench/accuracy.py, bench/lab_sessions.py) and IK's keypoint weights."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from bench.accuracy import coordinate_errors  # noqa: E402
+from bench.lab_sessions import S4  # noqa: E402
+from biomech.mot import CoordinateTable  # noqa: E402
+from pipeline.biomech_stages import keypoint_weights  # noqa: E402
+
+needs_lab = pytest.mark.skipif(not S4.is_dir(), reason=f"{S4} not present (shared Subject 4 mocap data)")
+
+
+def test_coordinate_errors_on_known_differences():
+    t = np.arange(0, 4, 0.01)
+    ref = np.radians(np.stack([40 * np.sin(t), 10 * np.cos(t)], axis=1))
+    ours = ref + np.radians(np.stack([np.full_like(t, 3.0), 2.0 * np.sign(np.sin(7 * t))], axis=1))
+    names = ["knee_angle_r", "hip_flexion_r"]
+    e = coordinate_errors(CoordinateTable(t, names, ours), CoordinateTable(t, names, ref))
+    assert e["knee_angle_r"]["mae"] == pytest.approx(3.0, abs=0.01)
+    assert e["knee_angle_r"]["offset"] == pytest.approx(3.0, abs=0.01)
+    assert e["knee_angle_r"]["mae_offset_removed"] == pytest.approx(0.0, abs=0.01)
+    assert e["hip_flexion_r"]["mae"] == pytest.approx(2.0, abs=0.05)  # +-2 deg square wave: no offset to remove
+    assert e["hip_flexion_r"]["mae_offset_removed"] == pytest.approx(2.0, abs=0.1)
+
+
+def test_keypoint_weights_patterns():
+    assert keypoint_weights({}) == {}
+    w = keypoint_weights({"*Hip": 2.0, "RKnee": 3.0})
+    assert w["RHip"] == w["LHip"] == w["midHip"] == 2.0 and w["RKnee"] == 3.0
+    assert w["LKnee"] == 0.0 and w["Neck"] == 0.0  # not named: left out of IK
+    assert set(keypoint_weights({"*": 5.0}).values()) == {5.0}
+
+
+@needs_lab
+def test_lab_keypoints_sit_on_the_lab_markers():
+    """The lab model's keypoints (OpenCap's definitions, scaled) agree with the lab's real markers: the knee
+    keypoint lies between the epicondyle markers, the ankle between the malleoli, the heel near the calcaneus."""
+    from bench.lab_sessions import lab_truth
+    from biomech.trc import read_trc
+    from demo.make_demo_session import KEYPOINTS
+
+    truth = lab_truth("squats1")
+    lab = read_trc(S4 / "MarkerData" / "squats1.trc")
+    assert truth.keypoints_m.shape == (len(truth.time_s), 20, 3) and np.isfinite(truth.keypoints_m).all()
+
+    def mk(name):
+        return np.stack([np.interp(truth.time_s, lab.time_s, lab.positions_m[:, lab.names.index(name), d])
+                         for d in range(3)], axis=1)
+
+    def kp(name):
+        return truth.keypoints_m[:, KEYPOINTS.index(name)]
+
+    d_knee = np.nanmedian(np.linalg.norm(kp("RKnee") - mk("r_knee"), axis=1))
+    d_ankle = np.nanmedian(np.linalg.norm(kp("RAnkle") - mk("r_ankle"), axis=1))
+    d_heel = np.nanmedian(np.linalg.norm(kp("RHeel") - mk("r_calc"), axis=1))
+    assert 0.02 < d_knee < 0.08 and 0.02 < d_ankle < 0.07 and d_heel < 0.06, (d_knee, d_ankle, d_heel)
+    # right is +Z of the subject: hips 15-22 cm apart, the right one on the right
+    assert 0.12 < np.median(np.linalg.norm(kp("RHip") - kp("LHip"), axis=1)) < 0.24
+
+
+@needs_lab
+def test_lab_session_is_deterministic_and_complete(tmp_path):
+    from bench.lab_sessions import make_lab_session
+
+    a = make_lab_session(tmp_path / "a", "DJ3", cameras=3, level="moderate", seed=4)
+    b = make_lab_session(tmp_path / "b", "DJ3", cameras=3, level="moderate", seed=4)
+    assert a.start_s == b.start_s and len(a.start_s) == 3
+    fa = sorted((tmp_path / "a" / "pose2d" / "DJ3" / "cam2").iterdir())
+    fb = sorted((tmp_path / "b" / "pose2d" / "DJ3" / "cam2").iterdir())
+    assert [f.name for f in fa] == [f.name for f in fb] and fa[10].read_text() == fb[10].read_text()
+    assert (tmp_path / "a" / "pose2d" / "static1" / "cam1").is_dir()
+    meta = json.loads((tmp_path / "a" / "synthetic.json").read_text())
+    assert meta["level"] == "moderate" and meta["applied"]["DJ3"]["cam1"]["missing"] > 0
+
+
+@pytest.mark.slow
+@needs_lab
+def test_accuracy_benchmark_quick_regression(tmp_path):
+    """The CI size of `python app.py bench accuracy` (squats1, 2 phones, realistic errors) through the shipped
+    pipeline: limits a little above what it measured (see README), so a regression fails the build."""
+    from bench.accuracy import main
+
+    out = tmp_path / "accuracy.json"
+    assert main(["--quick", "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    (row,) = res["rows"]
+    assert row["verdict"]["squats1"] in ("ok", "doubtful") and not row["failed"]
+    a, b = row["vs_ours_on_mocap"], row["vs_lab_ik"]
+
+    def both(table, base):
+        return max(table[f"{base}_r"]["mae"], table[f"{base}_l"]["mae"])
+
+    assert both(a, "knee_angle") <= 5.0
+    assert both(a, "hip_flexion") <= 9.0
+    assert both(b, "knee_angle") <= 5.0
+    assert both(b, "hip_flexion") <= 8.0
+    assert row["markers"]["offset_removed_mm"] <= 35.0
+    assert row["sync_error_ms"] <= 20.0
+    assert out.with_suffix(".png").is_file()
