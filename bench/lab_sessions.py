@@ -39,9 +39,8 @@ from scipy.signal import butter, filtfilt
 from biomech.mot import read_mot
 from biomech.opensim_env import load_model
 from calibration.camera import Camera, look_at, save_cameras
-from demo.synthetic_session import (FOCAL_PX, IMAGE_SIZE, ErrorModel, _body25_indices, _head_points, apply_errors,
-                                    write_body25_frame)
-from demo.make_demo_session import KEYPOINTS  # the order _body25_indices() writes
+from demo.synthetic_session import FOCAL_PX, IMAGE_SIZE, ErrorModel, _head_points, apply_errors, write_detections
+from demo.make_demo_session import KEYPOINTS  # the order write_detections() expects
 from models.augmenter_data import body_poses, points_in_ground
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
@@ -182,7 +181,6 @@ class LabSession:
 def _write_trial(root: Path, name: str, kp_lab: np.ndarray, time_s: np.ndarray, cams: list[Camera],
                  start_s: dict[str, float], image: ErrorModel, rng: np.random.Generator) -> dict:
     spline = CubicSpline(time_s, kp_lab, axis=0)
-    order = _body25_indices()
     applied = {}
     for cam in cams:
         t = np.arange(start_s[cam.name], time_s[-1], 1.0 / FPS)
@@ -193,12 +191,7 @@ def _write_trial(root: Path, name: str, kp_lab: np.ndarray, time_s: np.ndarray, 
         outside = ~((uv[..., 0] >= 0) & (uv[..., 0] < IMAGE_SIZE[0]) & (uv[..., 1] >= 0) & (uv[..., 1] < IMAGE_SIZE[1]))
         det[outside] = [np.nan, np.nan, 0.0]
         counts["outside_image"] = int(outside.sum())
-        body25 = np.zeros((len(t), 25, 3))
-        body25[:, order] = det
-        folder = root / "pose2d" / name / cam.name
-        folder.mkdir(parents=True, exist_ok=True)
-        for i, frame in enumerate(body25):
-            write_body25_frame(folder / f"{cam.name}_{i:012d}_keypoints.json", frame)
+        write_detections(root, name, cam.name, det)
         applied[cam.name] = counts
     return applied
 

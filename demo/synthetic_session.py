@@ -214,6 +214,18 @@ def write_body25_frame(path: Path, det: np.ndarray) -> None:
     path.write_text(json.dumps({"version": 1.3, "people": people}))
 
 
+def write_detections(root: Path, trial: str, cam: str, det: np.ndarray) -> Path:
+    """Write one camera's detections (frames, 25, 3) (KEYPOINTS then the head points, as apply_errors
+    returns them) as BODY_25 JSON files into root/pose2d/<trial>/<cam>/; returns that folder."""
+    body25 = np.zeros((len(det), 25, 3))
+    body25[:, _body25_indices()] = det
+    folder = root / "pose2d" / trial / cam
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, frame in enumerate(body25):
+        write_body25_frame(folder / f"{cam}_{i:012d}_keypoints.json", frame)
+    return folder
+
+
 def make_pose2d_session(root: str | Path, *, cameras: int = 2, seconds: float | None = None, fps: float | list[float] = 60.0,
                         errors: ErrorModel = ErrorModel(), seed: int = 0, max_start_s: float = 0.5,
                         trials: tuple[str, ...] = ("static", "squats")) -> SyntheticSession:
@@ -250,7 +262,6 @@ def make_pose2d_session(root: str | Path, *, cameras: int = 2, seconds: float | 
         specs[name] = {"kind": demo["kind"], "seconds": length, "squats": n_squats,
                        "sway_phase": float(rng.uniform(0, 6))}
     synth = SyntheticSession(root, cams, fps_by, start_by, specs, errors, seed)
-    order = _body25_indices()
     (root / "mocap").mkdir(parents=True, exist_ok=True)
     for name, spec in specs.items():
         t_mocap = np.arange(0, spec["seconds"], 1 / MOCAP_HZ)
@@ -261,12 +272,7 @@ def make_pose2d_session(root: str | Path, *, cameras: int = 2, seconds: float | 
             kp = true_keypoints(spec, t)
             pts = np.concatenate([kp, _head_points(kp)], axis=1)  # (frames, 25, 3): KEYPOINTS then the head
             det, counts = apply_errors(cam.project(pts), errors, rng)
-            body25 = np.zeros((len(t), 25, 3))
-            body25[:, order] = det
-            folder = root / "pose2d" / name / cam.name
-            folder.mkdir(parents=True, exist_ok=True)
-            for i, frame in enumerate(body25):
-                write_body25_frame(folder / f"{cam.name}_{i:012d}_keypoints.json", frame)
+            write_detections(root, name, cam.name, det)
             synth.applied[name][cam.name] = counts
     save_cameras(root / "calibration" / "cameras.yaml", cams, "the true virtual cameras of demo/synthetic_session.py")
     session = {
