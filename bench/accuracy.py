@@ -50,7 +50,7 @@ REPORTED = ("subtalar_angle_r", "subtalar_angle_l", "mtp_angle_r", "mtp_angle_l"
 ACTIVITY = {"squats": "squats", "STSweak": "sit-to-stand weak", "STS": "sit-to-stand", "DJAsym": "drop jump asym",
             "DJ": "drop jump", "walking": "walking"}
 DEFAULT_TRIALS = ("squats1", "STS1", "DJ3", "walking4")
-# Trials settings were tuned on (config.yaml ik.keypoint_weights): never counted as held out.
+# Trials settings were tuned on (config.yaml ik.keypoint_weights was tried there): never counted as held out.
 TUNED_ON = ("STSweakLegs1", "DJ2")
 QUICK = {"trials": ("squats1",), "cameras": (2,), "levels": ("realistic",), "seeds": (0,)}
 
@@ -86,9 +86,9 @@ def coordinate_errors(ours: CoordinateTable, ref: CoordinateTable) -> dict[str, 
 
 
 def _lab_marker_bodies() -> dict[str, str]:
-    import opensim as osim
+    from biomech.opensim_env import load_model
 
-    model = osim.Model(str(LAB_MODEL))
+    model = load_model(LAB_MODEL)
     ms = model.getMarkerSet()
     return {ms.get(i).getName(): ms.get(i).getParentFrameName().split("/")[-1] for i in range(ms.getSize())}
 
