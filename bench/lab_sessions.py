@@ -211,8 +211,9 @@ def make_lab_session(root: str | Path, trial: str, *, cameras: int = 2, level: s
     start = {c.name: round(float(rng.uniform(0.0, max_start_s)), 6) for c in cams}
     _, axes = _heading_frame(dyn.keypoints_m)
     applied = {}
-    # One set of 3D detector biases per session (a detector errs the same way on every trial).
-    bias_rng_state = rng.integers(0, 2**31)
+    # One set of 3D detector biases per session (a detector errs the same way on every trial), drawn from
+    # the seed alone, so sessions with 2, 3 or 4 phones of one seed share them and compare fairly.
+    bias_rng_state = int(np.random.default_rng([seed, 3]).integers(0, 2**31))
     for name in (STATIC, trial):
         truth = lab_truth(name)
         pts = detector_points(truth, errors, np.random.default_rng(bias_rng_state), _heading_frame(truth.keypoints_m)[1])
