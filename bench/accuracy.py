@@ -233,7 +233,7 @@ def plot(rows: list[dict], path: Path) -> None:
     if not ok:
         return
     labels = [f"{r['trial']}\n{r['cameras']}cam {r['level']}" for r in ok]
-    fig, axes = plt.subplots(1, 2, figsize=(max(8, 1.3 * len(ok) * 2), 4.5), sharey=True)
+    fig, axes = plt.subplots(2, 1, figsize=(min(18, max(8, 0.9 * len(ok))), 8), sharey=True)
     for ax, ref, title, limit in ((axes[0], "vs_ours_on_mocap", "(a) vs our model on the mocap markers", 3),
                                   (axes[1], "vs_lab_ik", "(b) vs the lab's reference IK (raw)", 5)):
         x = np.arange(len(ok))
@@ -241,9 +241,9 @@ def plot(rows: list[dict], path: Path) -> None:
             ax.bar(x + (k - 1) * 0.27, [_mean(r, ref, c) or 0 for r in ok], 0.27, label=c.replace("_", " "))
         ax.axhline(limit, color="k", ls="--", lw=1, label=f"target {limit} deg")
         ax.set_xticks(x, labels, fontsize=7)
-        ax.set_title(title, fontsize=10)
+        ax.set_title(title + " - failed sessions are not drawn", fontsize=10)
+        ax.set_ylabel("MAE (deg), right/left mean")
         ax.grid(axis="y", alpha=0.3)
-    axes[0].set_ylabel("MAE (deg), right/left mean")
     axes[0].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
