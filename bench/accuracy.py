@@ -32,13 +32,15 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.lab_sessions import HEIGHT_M, LAB_MODEL, MASS_KG, S4, STATIC, lab_truth, make_lab_session  # noqa: E402
+from bench.lab_sessions import HEIGHT_M, MASS_KG, S4, STATIC, lab_marker_bodies, lab_truth, make_lab_session  # noqa: E402
 from biomech.compare import compare_tables  # noqa: E402
 from biomech.landmarks import MOCAP_MARKERS, STUDY_MARKERS  # noqa: E402
 from biomech.mocap import reference_angles  # noqa: E402
-from biomech.mot import CoordinateTable, is_translation, read_mot  # noqa: E402
+from biomech.mot import CoordinateTable, read_mot  # noqa: E402
 from biomech.trc import read_trc  # noqa: E402
 from pipeline.augment import DEFAULT_WEIGHTS  # noqa: E402
+from pipeline.biomech_stages import ik_marker_weights  # noqa: E402
+from pipeline.compare_stage import rotations_only  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 FLEXIONS = ("hip_flexion", "knee_angle", "ankle_angle")
@@ -67,11 +69,6 @@ def trained_on() -> list[str]:
     return list(json.loads(meta.read_text()).get("data", {}).get("shared_trials", []))
 
 
-def rotations_only(table: CoordinateTable) -> CoordinateTable:
-    keep = [j for j, n in enumerate(table.names) if not is_translation(n, table.translations)]
-    return replace(table, names=[table.names[j] for j in keep], values=table.values[:, keep])
-
-
 def coordinate_errors(ours: CoordinateTable, ref: CoordinateTable) -> dict[str, dict]:
     """Per coordinate (deg): mae, rmse, mae_offset_removed, offset, rom_error, on the common frames."""
     cmp = compare_tables(rotations_only(ours), rotations_only(ref), max_shift_s=0.0)
@@ -85,20 +82,13 @@ def coordinate_errors(ours: CoordinateTable, ref: CoordinateTable) -> dict[str, 
     return out
 
 
-def _lab_marker_bodies() -> dict[str, str]:
-    from biomech.opensim_env import load_model
-
-    model = load_model(LAB_MODEL)
-    ms = model.getMarkerSet()
-    return {ms.get(i).getName(): ms.get(i).getParentFrameName().split("/")[-1] for i in range(ms.getSize())}
-
-
-def marker_errors(markers_trc: Path, trial: str, start_s: float, bodies: dict[str, str]) -> dict:
+def marker_errors(markers_trc: Path, trial: str, start_s: float) -> dict:
     """Augmented markers against the lab's on the same landmark: mean distance (mm), raw and with each
     marker's mean offset in its lab segment's frame removed; per marker and over all."""
     ours = read_trc(markers_trc)
     lab = read_trc(S4 / "MarkerData" / f"{trial}.trc")
     truth = lab_truth(trial)
+    bodies = lab_marker_bodies()
     by_landmark = {lm: name for name, lm in MOCAP_MARKERS.items()}
     raw, placed = {}, {}
     t = ours.time_s + start_s
@@ -129,7 +119,7 @@ class References:
 
     def __init__(self, work: Path, config: dict):
         self.work, self.cache = work, {}
-        self.weights = {str(k): float(v) for k, v in (config["ik"]["marker_weights"] or {}).items()}
+        self.weights = ik_marker_weights(config)
 
     def ours_on_mocap(self, trial: str) -> CoordinateTable:
         if trial not in self.cache:
@@ -139,7 +129,7 @@ class References:
         return self.cache[trial]
 
 
-def run_one(work: Path, refs: References, bodies: dict, trial: str, cameras: int, level: str, seed: int,
+def run_one(work: Path, refs: References, trial: str, cameras: int, level: str, seed: int,
             config: dict | None = None) -> dict:
     from pipeline.orchestrate import run_session
 
@@ -163,7 +153,7 @@ def run_one(work: Path, refs: References, bodies: dict, trial: str, cameras: int
     ours = replace(ours, time_s=ours.time_s + start)
     row["vs_ours_on_mocap"] = coordinate_errors(ours, refs.ours_on_mocap(trial))
     row["vs_lab_ik"] = coordinate_errors(ours, read_mot(S4 / "IK" / f"{trial}_ik.mot"))
-    row["markers"] = marker_errors(root / "output" / trial / "augment" / "markers.trc", trial, start, bodies)
+    row["markers"] = marker_errors(root / "output" / trial / "augment" / "markers.trc", trial, start)
     row["sync_error_ms"] = round(1000 * max(abs(c["offset_s"] - (made.start_s[n] - made.start_s[sync["reference_camera"]])) for n, c in sync["cameras"].items()), 1)
     return row
 
@@ -272,19 +262,20 @@ def main(argv: list[str] | None = None) -> int:
         cams = [int(c) for c in args.cameras.split(",")]
         levels = [v for v in args.levels.split(",") if v]
         seeds = [int(s) for s in args.seeds.split(",")]
-    held = set(trials) - set(trained_on()) - set(TUNED_ON)
+    trained = trained_on()
+    held = set(trials) - set(trained) - set(TUNED_ON)
     config = load_defaults()
     t0 = time.perf_counter()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         work = args.keep or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
-        refs, bodies = References(work, config), _lab_marker_bodies()
+        refs = References(work, config)
         for trial in trials:
             for level in levels:
                 for n in (cams if level == "realistic" else cams[:1]):
                     for seed in seeds:
-                        row = run_one(work, refs, bodies, trial, n, level, seed)
+                        row = run_one(work, refs, trial, n, level, seed)
                         rows.append(row)
                         print(f"{trial} {n} phones {level} seed {seed}: {row['pipeline_seconds']} s, verdict "
                               f"{row['verdict'].get(trial)}", flush=True)
@@ -296,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     total = round(time.perf_counter() - t0, 1)
     print(f"{len(rows)} sessions in {total} s")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"weights": str(DEFAULT_WEIGHTS.name), "trained_on": trained_on(), "held_out": sorted(held),
+    args.out.write_text(json.dumps({"weights": str(DEFAULT_WEIGHTS.name), "trained_on": trained, "held_out": sorted(held),
                                     "seconds": total, "targets": tg, "rows": rows}, indent=1) + "\n")
     plot(rows, args.out.with_suffix(".png"))
     print(f"written {args.out} and {args.out.with_suffix('.png')}")

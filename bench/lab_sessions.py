@@ -39,7 +39,8 @@ from scipy.signal import butter, filtfilt
 from biomech.mot import read_mot
 from biomech.opensim_env import load_model
 from calibration.camera import Camera, look_at, save_cameras
-from demo.synthetic_session import FOCAL_PX, IMAGE_SIZE, ErrorModel, _head_points, apply_errors, write_detections
+from demo.synthetic_session import (IMAGE_SIZE, ErrorModel, _head_points, apply_errors, phone_azimuths, phone_camera,
+                                    write_detections)
 from demo.make_demo_session import KEYPOINTS  # the order write_detections() expects
 from models.augmenter_data import body_poses, points_in_ground
 
@@ -101,10 +102,22 @@ class LabTruth:
     rotations: np.ndarray
 
 
+@lru_cache(maxsize=1)
+def _lab_model():
+    return load_model(LAB_MODEL)
+
+
+@lru_cache(maxsize=1)
+def lab_marker_bodies() -> dict[str, str]:
+    """The lab's marker name -> the lab model's body it sits on."""
+    ms = _lab_model().getMarkerSet()
+    return {ms.get(i).getName(): ms.get(i).getParentFrameName().split("/")[-1] for i in range(ms.getSize())}
+
+
 @lru_cache(maxsize=32)
 def lab_truth(trial: str) -> LabTruth:
     """The lab model driven by the lab's IK of ``trial``: keypoints and body rotations (cached)."""
-    model = load_model(LAB_MODEL)
+    model = _lab_model()
     coords = read_mot(S4 / "IK" / f"{trial}_ik.mot")
     bodies, rot, org = body_poses(model, coords)
     defs = _openpose_markers()
@@ -122,8 +135,8 @@ def _heading_frame(kp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     right /= np.linalg.norm(right)
     up = np.array([0.0, 1.0, 0.0])
     fwd = np.cross(up, right)
-    lo, hi = np.nanmin(hips.mean(axis=1), axis=0), np.nanmax(hips.mean(axis=1), axis=0)
-    centre = 0.5 * (lo + hi)
+    mid = hips.mean(axis=1)
+    centre = 0.5 * (np.nanmin(mid, axis=0) + np.nanmax(mid, axis=0))
     centre[1] = 0.0
     return centre, np.stack([fwd, up, right])
 
@@ -132,17 +145,13 @@ def place_lab_cameras(n: int, kp: np.ndarray, rng: np.random.Generator, walking:
     """n phones around the subject's mean facing direction (module docstring)."""
     centre, axes = _heading_frame(kp)
     path_m = float(np.ptp(kp[:, KEYPOINTS.index("RHip"), [0, 2]], axis=0).max())
-    jitter = min(5.0, 70.0 / max(n - 1, 1) / 4)
     cams = []
-    for i, az in enumerate(np.linspace(-35.0, 35.0, n) + rng.uniform(-jitter, jitter, n)):
+    for i, az in enumerate(phone_azimuths(n, rng)):
         d = float(rng.uniform(4.5, 5.5) if walking else rng.uniform(3.0, 4.0)) + 0.5 * path_m
         a = np.radians(az)
         pos = centre + d * (np.cos(a) * axes[0] + np.sin(a) * axes[2]) + np.array([0.0, rng.uniform(0.9, 1.4), 0.0])
         R, t = look_at(pos, centre + np.array([0.0, 0.9, 0.0]))
-        f = FOCAL_PX * float(rng.uniform(0.97, 1.03))
-        K = [[f, 0.0, IMAGE_SIZE[0] / 2], [0.0, f, IMAGE_SIZE[1] / 2], [0.0, 0.0, 1.0]]
-        cams.append(Camera(f"cam{i + 1}", IMAGE_SIZE, K, np.zeros(5), R, t,
-                           {"source": "bench/lab_sessions.py (true camera)", "azimuth_deg": round(float(az), 3)}))
+        cams.append(phone_camera(i, R, t, az, rng, "bench/lab_sessions.py"))
     return cams
 
 
@@ -209,7 +218,6 @@ def make_lab_session(root: str | Path, trial: str, *, cameras: int = 2, level: s
     walking = trial.lower().startswith("walk")
     cams = place_lab_cameras(cameras, dyn.keypoints_m, rng, walking)
     start = {c.name: round(float(rng.uniform(0.0, max_start_s)), 6) for c in cams}
-    _, axes = _heading_frame(dyn.keypoints_m)
     applied = {}
     # One set of 3D detector biases per session (a detector errs the same way on every trial), drawn from
     # the seed alone, so sessions with 2, 3 or 4 phones of one seed share them and compare fairly.

@@ -134,20 +134,32 @@ def _body25_indices() -> np.ndarray:
     return np.array([b25[k] for k in KEYPOINTS] + list(BODY25_HEAD.values()))
 
 
-def place_cameras(n: int, rng: np.random.Generator) -> list[Camera]:
-    """n phones spread evenly over -35..+35 degrees of the subject's front (+X) and moved by up to 5
-    degrees (so within +-40), 3-4 m away, lens 0.9-1.4 m high, looking at the pelvis; focal length within 3 % of 1450 px; no lens distortion."""
+def phone_azimuths(n: int, rng: np.random.Generator) -> np.ndarray:
+    """(n,) azimuths (deg) of n phones spread evenly over -35..+35 degrees of the subject's front, each
+    moved by up to 5 degrees (so within +-40)."""
     if n < 2:
         raise ValueError(f"cameras={n}: 3D needs at least 2 cameras")
     jitter = min(5.0, 70.0 / (n - 1) / 4)
-    azimuths = np.linspace(-35.0, 35.0, n) + rng.uniform(-jitter, jitter, n)
+    return np.linspace(-35.0, 35.0, n) + rng.uniform(-jitter, jitter, n)
+
+
+def phone_camera(index: int, R: np.ndarray, t: np.ndarray, azimuth_deg: float, rng: np.random.Generator,
+                 source: str) -> Camera:
+    """Phone ``cam<index + 1>`` at pose (R, t): portrait IMAGE_SIZE, focal length within 3 % of FOCAL_PX,
+    principal point at the centre, no lens distortion."""
+    f = FOCAL_PX * float(rng.uniform(0.97, 1.03))
+    K = [[f, 0.0, IMAGE_SIZE[0] / 2], [0.0, f, IMAGE_SIZE[1] / 2], [0.0, 0.0, 1.0]]
+    return Camera(f"cam{index + 1}", IMAGE_SIZE, K, np.zeros(5), R, t,
+                  {"source": f"{source} (true camera)", "azimuth_deg": round(float(azimuth_deg), 3)})
+
+
+def place_cameras(n: int, rng: np.random.Generator) -> list[Camera]:
+    """n phones at ``phone_azimuths`` around the subject's front (+X), 3-4 m away, lens 0.9-1.4 m high,
+    looking at the pelvis (``phone_camera``)."""
     cams = []
-    for i, az in enumerate(azimuths):
+    for i, az in enumerate(phone_azimuths(n, rng)):
         R, t = camera_pose(float(az), distance_m=float(rng.uniform(3.0, 4.0)), height_m=float(rng.uniform(0.9, 1.4)))
-        f = FOCAL_PX * float(rng.uniform(0.97, 1.03))
-        K = [[f, 0.0, IMAGE_SIZE[0] / 2], [0.0, f, IMAGE_SIZE[1] / 2], [0.0, 0.0, 1.0]]
-        cams.append(Camera(f"cam{i + 1}", IMAGE_SIZE, K, np.zeros(5), R, t,
-                           {"source": "demo/synthetic_session.py (true camera)", "azimuth_deg": round(float(az), 3)}))
+        cams.append(phone_camera(i, R, t, az, rng, "demo/synthetic_session.py"))
     return cams
 
 

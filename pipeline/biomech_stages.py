@@ -63,7 +63,8 @@ def model_file(config: dict) -> Path:
     return path
 
 
-def _weights(config: dict) -> dict[str, float]:
+def ik_marker_weights(config: dict) -> dict[str, float]:
+    """ik.marker_weights as name/pattern -> float."""
     return {str(k): float(v) for k, v in (config["ik"]["marker_weights"] or {}).items()}
 
 
@@ -100,7 +101,7 @@ def run_scale(ctx: StageContext) -> None:
         names = set(read_trc(trc_path).names)
         set_name = _marker_set_name(source)
         markers = [m for m in MARKER_SETS[set_name] if m in names]
-        weights = resolve_weights(markers, _weights(ctx.config))
+        weights = resolve_weights(markers, ik_marker_weights(ctx.config))
         result = scale_with_measurements(measurements_for(set_name, names), weights, model, trc_path, ctx.out_dir,
                                          subject.height_m, subject.mass_kg, marker_set_xml=cfg["marker_set"] or None,
                                          time_range_s=window, window_s=cfg["static_window_s"])
@@ -157,7 +158,7 @@ def run_ik_stage(ctx: StageContext) -> None:
     model, why = scaled_model(ctx)
     model = model or _generic_scaled(ctx, why)
     # Only the chosen marker set takes part (augmented files carry the video keypoints too).
-    weights = _weights(ctx.config)
+    weights = ik_marker_weights(ctx.config)
     chosen = MARKER_SETS[_marker_set_name(source)]
     if not ctx.config["scale"]["model"]:
         weights.update({m: 0.0 for s in MARKER_SETS.values() for m in s if m not in chosen})

@@ -34,6 +34,7 @@ from biomech.compare import (FLEXION_COORDINATES, PLOT_COORDINATES, CompareError
 from biomech.mocap import ANGLE_SUFFIXES, MARKER_SET_FILES, reference_angles
 from biomech.model_builder import DEFAULT_MODEL
 from biomech.mot import CoordinateTable, is_translation, read_mot
+from pipeline.biomech_stages import ik_marker_weights
 from pipeline.runner import StageContext, StageInputError
 from sessions.session import Trial
 
@@ -83,7 +84,7 @@ def run_compare(ctx: StageContext) -> None:
     ik = ctx.config["ik"]
     try:
         ref = reference_angles(mocap, static, subject.height_m, subject.mass_kg, ctx.out_dir / "reference",
-                               weights={str(k): float(v) for k, v in (ik["marker_weights"] or {}).items()},
+                               weights=ik_marker_weights(ctx.config),
                                video_coordinate_weights={str(k): float(v) for k, v in ik["video_coordinate_weights"].items()})
     except CompareError as exc:
         raise StageInputError(str(exc)) from None
