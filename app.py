@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -222,7 +223,26 @@ def cmd_augmenter_train(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     data = DataSpec(subjects=args.subjects, trials_per_subject=args.trials, seed=args.seed)
-    train_default(args.out, data, step_scale=args.step_scale, device=pick_device(args.device))
+    sources, replay = None, None
+    if args.replay_subjects > 0:
+        from bench.lab_sessions import S4, lab_training_data, training_trials
+        from models.augmenter_replay import ReplaySpec
+        from pipeline.biomech_stages import ik_marker_weights
+        from sessions.config import load_defaults
+
+        if not S4.is_dir():
+            print(f"warning: {S4} not found: training on the motion library only, without recorded movement "
+                  "(--replay-subjects 0 says so and silences this)", file=sys.stderr)
+        else:
+            trials = training_trials()
+            print(f"solving our model on the lab's mocap of {len(trials)} trials (held out: the benchmark's) ...")
+            with tempfile.TemporaryDirectory() as tmp:
+                sources, shifts = lab_training_data(trials, tmp, ik_marker_weights(load_defaults()))
+            if args.detector_definitions:
+                data.errors.definition_shift_m = shifts
+            replay = ReplaySpec(subjects=args.replay_subjects, seed=args.seed, errors=data.errors)
+    train_default(args.out, data, step_scale=args.step_scale, device=pick_device(args.device), sources=sources,
+                  replay=replay)
     print(f"written {args.out}; use it with --set augment.weights={args.out} (or as the default, models/weights/augmenter.pt)")
     return EXIT_OK
 
@@ -385,6 +405,11 @@ def build_parser() -> argparse.ArgumentParser:
     at.add_argument("--out", default="models/weights/augmenter.pt", help="output file (.pt); a .json report and a training plot go next to it")
     at.add_argument("--subjects", type=int, default=160, help="synthetic subjects in the training set")
     at.add_argument("--trials", type=int, default=8, help="trials (movements) per subject")
+    at.add_argument("--replay-subjects", type=int, default=80,
+                    help="synthetic bodies replaying the shared lab trials' recorded movement (0: motion library only)")
+    at.add_argument("--detector-definitions", action="store_true",
+                    help="place the training keypoints where OpenCap's detector definitions put them (measured on the "
+                         "shared lab subject) instead of at our joint centres; not the default (see README)")
     at.add_argument("--seed", type=int, default=0)
     at.add_argument("--step-scale", type=float, default=1.0, help="multiply the training steps (e.g. 0.1 for a quick try)")
     at.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])

@@ -32,7 +32,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.lab_sessions import HEIGHT_M, MASS_KG, S4, STATIC, lab_marker_bodies, lab_truth, make_lab_session  # noqa: E402
+from bench.lab_sessions import (HEIGHT_M, HELD_OUT, MASS_KG, S4, STATIC, activity, lab_marker_bodies, lab_truth,  # noqa: E402
+                                make_lab_session)
 from biomech.compare import compare_tables  # noqa: E402
 from biomech.landmarks import MOCAP_MARKERS, STUDY_MARKERS  # noqa: E402
 from biomech.mocap import reference_angles  # noqa: E402
@@ -49,21 +50,15 @@ TARGET_5 = ("pelvis_tilt", "pelvis_list", "pelvis_rotation", "hip_flexion_r", "h
             "hip_adduction_l", "hip_rotation_r", "hip_rotation_l", "knee_angle_r", "knee_angle_l", "ankle_angle_r",
             "ankle_angle_l", "lumbar_extension", "lumbar_bending", "lumbar_rotation")
 REPORTED = ("subtalar_angle_r", "subtalar_angle_l", "mtp_angle_r", "mtp_angle_l")
-ACTIVITY = {"squats": "squats", "STSweak": "sit-to-stand weak", "STS": "sit-to-stand", "DJAsym": "drop jump asym",
-            "DJ": "drop jump", "walking": "walking"}
-DEFAULT_TRIALS = ("squats1", "STS1", "DJ3", "walking4")
+DEFAULT_TRIALS = HELD_OUT
 # Trials settings were tuned on (config.yaml ik.keypoint_weights was tried there): never counted as held out.
 TUNED_ON = ("STSweakLegs1", "DJ2")
 QUICK = {"trials": ("squats1",), "cameras": (2,), "levels": ("realistic",), "seeds": (0,)}
 
 
-def activity(trial: str) -> str:
-    return next(v for k, v in ACTIVITY.items() if trial.startswith(k))
-
-
-def trained_on() -> list[str]:
-    """Shared-data trials the shipped augmenter weights were trained or tuned on (from their metadata)."""
-    meta = DEFAULT_WEIGHTS.with_suffix(".json")
+def trained_on(weights: Path = DEFAULT_WEIGHTS) -> list[str]:
+    """Shared-data trials the augmenter ``weights`` were trained on (from their metadata)."""
+    meta = Path(weights).with_suffix(".json")
     if not meta.is_file():
         return []
     return list(json.loads(meta.read_text()).get("data", {}).get("shared_trials", []))
@@ -249,6 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--keep", type=Path, default=None, help="keep the sessions in this folder")
     ap.add_argument("--out", type=Path, default=RESULTS / "accuracy.json")
+    ap.add_argument("--weights", type=Path, default=None,
+                    help="augmenter weights to measure instead of the shipped ones (a .pt with its .json)")
     args = ap.parse_args(argv)
     if not S4.is_dir():
         print(f"skipped: {S4} not present (the accuracy benchmark needs the shared mocap data)")
@@ -262,9 +259,11 @@ def main(argv: list[str] | None = None) -> int:
         cams = [int(c) for c in args.cameras.split(",")]
         levels = [v for v in args.levels.split(",") if v]
         seeds = [int(s) for s in args.seeds.split(",")]
-    trained = trained_on()
+    weights = (args.weights or DEFAULT_WEIGHTS).resolve()
+    trained = trained_on(weights)
     held = set(trials) - set(trained) - set(TUNED_ON)
     config = load_defaults()
+    overrides = {"augment": {"weights": str(weights)}} if args.weights else None
     t0 = time.perf_counter()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -275,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
             for level in levels:
                 for n in (cams if level == "realistic" else cams[:1]):
                     for seed in seeds:
-                        row = run_one(work, refs, trial, n, level, seed)
+                        row = run_one(work, refs, trial, n, level, seed, config=overrides)
                         rows.append(row)
                         print(f"{trial} {n} phones {level} seed {seed}: {row['pipeline_seconds']} s, verdict "
                               f"{row['verdict'].get(trial)}", flush=True)
@@ -287,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     total = round(time.perf_counter() - t0, 1)
     print(f"{len(rows)} sessions in {total} s")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"weights": str(DEFAULT_WEIGHTS.name), "trained_on": trained, "held_out": sorted(held),
+    args.out.write_text(json.dumps({"weights": str(weights.name if weights == DEFAULT_WEIGHTS.resolve() else weights), "trained_on": trained, "held_out": sorted(held),
                                     "seconds": total, "targets": tg, "rows": rows}, indent=1) + "\n")
     plot(rows, args.out.with_suffix(".png"))
     print(f"written {args.out} and {args.out.with_suffix('.png')}")

@@ -36,7 +36,8 @@ import yaml
 from scipy.interpolate import CubicSpline
 from scipy.signal import butter, filtfilt
 
-from biomech.mot import read_mot
+from biomech.mocap import reference_angles
+from biomech.mot import CoordinateTable, read_mot
 from biomech.opensim_env import load_model
 from calibration.camera import Camera, look_at, save_cameras
 from demo.synthetic_session import (IMAGE_SIZE, ErrorModel, _head_points, apply_errors, phone_azimuths, phone_camera,
@@ -52,6 +53,25 @@ LAB_MODEL = S4 / "Models" / "optimized_scale_and_markers.osim"
 HEIGHT_M, MASS_KG = 1.68, 62.6
 STATIC = "static1"
 FPS = 60.0
+ACTIVITY = {"squats": "squats", "STSweak": "sit-to-stand weak", "STS": "sit-to-stand", "DJAsym": "drop jump asym",
+            "DJ": "drop jump", "walking": "walking", "static": "standing"}
+# Never trained or tuned on: one trial of each activity, the benchmark's default (squats has no other trial,
+# so it is held out by activity as well).
+HELD_OUT = ("squats1", "STS1", "DJ3", "walking4")
+
+
+def activity(trial: str) -> str:
+    return next(v for k, v in ACTIVITY.items() if trial.startswith(k))
+
+
+def lab_trials() -> list[str]:
+    """Every shared trial with the lab's IK, static included."""
+    return sorted(p.name[:-len("_ik.mot")] for p in (S4 / "IK").glob("*_ik.mot"))
+
+
+def training_trials() -> list[str]:
+    """The shared trials an augmenter may be trained on: all but ``HELD_OUT``."""
+    return [t for t in lab_trials() if t not in HELD_OUT]
 
 
 @dataclass(frozen=True)
@@ -242,3 +262,59 @@ def make_lab_session(root: str | Path, trial: str, *, cameras: int = 2, level: s
         "made_by": "bench/lab_sessions.py", "trial": trial, "seed": seed, "level": level, "errors": asdict(errors),
         "clock": "camera c's frame i is at lab time start_s[c] + i / fps", "start_s": start, "applied": applied}, indent=2))
     return LabSession(root, trial, cameras, level, seed, start)
+
+
+def _static_pose(path: Path, names: list[str]) -> np.ndarray:
+    """(coordinates,) the ScaleTool's static pose (its .mot names columns by state path) in ``names`` order."""
+    pose = read_mot(path)
+    by_name = {n.split("/")[-2] if n.endswith("/value") else n: j for j, n in enumerate(pose.names)}
+    return np.array([pose.values[0, by_name[n]] for n in names])
+
+
+def _local_points(rot: np.ndarray, org: np.ndarray, body: int, points: np.ndarray) -> np.ndarray:
+    """(frames, 3) ground points in one body's frame."""
+    return np.einsum("fji,fj->fi", rot[:, body], points - org[:, body])
+
+
+def lab_training_data(trials: list[str], work: str | Path, marker_weights: dict[str, float]):
+    """What ``augmenter train`` learns from the shared lab trials: our model solved on the lab's markers of
+    each trial (scaled on the static trial, ``compare``'s path, IK weights ``marker_weights``) as replay
+    sources (``models.augmenter_replay``), and OpenCap's detector-keypoint definitions measured on our
+    model (``KeypointErrors.definition_shift_m``): where this subject's keypoints (``lab_truth``) sit in
+    our solved model's body frames, median over every frame, divided by the body's scale factors, minus
+    our generic model's keypoint, left and right made mirror images."""
+    from biomech.model_builder import DEFAULT_MODEL
+    from biomech.scaling import read_scale_factors
+    from models.augmenter_data import KEYPOINTS as OURS, marker_anchors
+    from models.augmenter_replay import ReplaySource
+
+    generic = load_model(DEFAULT_MODEL)
+    names = [generic.getBodySet().get(i).getName() for i in range(generic.getBodySet().getSize())]
+    kp_body, kp_local = marker_anchors(generic, names, OURS)
+    sources, local = [], {k: [] for k in OURS}
+    for trial in trials:
+        ref_dir = Path(work) / trial
+        ref = reference_angles(S4 / "MarkerData" / f"{trial}.trc", S4 / "MarkerData" / f"{STATIC}.trc", HEIGHT_M,
+                               MASS_KG, ref_dir, weights=marker_weights)
+        table: CoordinateTable = ref.table
+        sources.append(ReplaySource(trial, activity(trial), table,
+                                    _static_pose(ref_dir / "mocap_scaled_static.mot", table.names), HEIGHT_M))
+        solved = load_model(ref_dir / "mocap_scaled.osim")
+        factors = read_scale_factors(ref_dir / "mocap_scaled_scale_factors.xml")
+        _, rot, org = body_poses(solved, table)
+        truth = lab_truth(trial)
+        kp = np.stack([np.stack([np.interp(table.time_s, truth.time_s, truth.keypoints_m[:, KEYPOINTS.index(k), d],
+                                           left=np.nan, right=np.nan) for d in range(3)], -1) for k in OURS], 1)
+        for j, k in enumerate(OURS):
+            p = _local_points(rot, org, kp_body[j], kp[:, j]) / np.array(factors.get(names[kp_body[j]], (1, 1, 1)))
+            local[k].append(p[np.all(np.isfinite(p), axis=1)])
+    raw = {k: np.median(np.concatenate(local[k]), axis=0) - kp_local[j] for j, k in enumerate(OURS)}
+    # a detector marks left and right alike: one definition per pair, mirrored (z is sideways)
+    mirror = np.array([1.0, 1.0, -1.0])
+    shifts = {}
+    for k, v in raw.items():
+        other = {"R": "L", "L": "R"}[k[0]] + k[1:] if k[0] in "RL" and k[1].isupper() else None
+        shifts[k] = [round(float(x), 4) for x in (0.5 * (v + raw[other] * mirror) if other else v)]
+    return sources, shifts
+
+

@@ -8,6 +8,12 @@ wobble to every coordinate so no two trials are alike, and every value stays ins
 ranges. Translations are zero apart from the pelvis height: the augmenter works relative to the
 hips, so where the body stands does not matter.
 
+People do not stand at our model's neutral pose: our pelvis frame has the ASIS and PSIS level, and a
+standing person's pelvis is tilted forward (ASIS below PSIS) by about 5-20 deg, about 11 on average
+in published measurements (the shared lab subject stands at 10.6 in our model solved on its mocap),
+with the lumbar spine extended (lordosis) to keep the trunk upright. ``standing_posture`` draws such a
+posture per trial and every movement but free movement starts from it.
+
 Sign conventions of our model (checked against marker positions): hip/knee/shoulder/elbow flexion,
 ankle dorsiflexion, hip and shoulder adduction are positive; ``pelvis_tilt`` is positive
 backwards (anterior tilt negative), ``lumbar_extension`` positive backwards.
@@ -226,6 +232,15 @@ def free_movement(rng: np.random.Generator, t: np.ndarray) -> Curves:
     return c
 
 
+def standing_posture(rng: np.random.Generator) -> Curves:
+    """A person's habitual standing posture (deg, constant): forward pelvic tilt T ~ N(11, 4) clipped to
+    0-22, lumbar extension of 0.6-1.1 T (the trunk stays upright), hip flexion of 0.4-1.0 T (the
+    thighs stay near vertical)."""
+    tilt = float(np.clip(rng.normal(11.0, 4.0), 0.0, 22.0))
+    lordosis, hips = rng.uniform(0.6, 1.1) * tilt, rng.uniform(0.4, 1.0) * tilt
+    return {"pelvis_tilt": -tilt, "lumbar_extension": lordosis, "hip_flexion_r": hips, "hip_flexion_l": hips}
+
+
 MOTIONS: dict[str, Callable[[np.random.Generator, np.ndarray], Curves]] = {
     "squat": squat, "sit_to_stand": sit_to_stand, "lunge": lunge, "walking": walking,
     "arm_raises": arm_raises, "free": free_movement,
@@ -243,6 +258,9 @@ def motion(kind: str, coordinates: list[str], ranges_deg: dict[str, tuple[float,
         raise ValueError(f"unknown motion {kind!r}; choose from {', '.join(MOTIONS)}")
     t = np.arange(int(round(duration_s * rate_hz))) / rate_hz
     curves = MOTIONS[kind](rng, t)
+    if kind != "free":
+        for name, deg in standing_posture(rng).items():
+            curves[name] = curves.get(name, 0.0) + deg
     values = np.zeros((len(t), len(coordinates)))
     for j, name in enumerate(coordinates):
         if name in ("pelvis_tx", "pelvis_tz"):

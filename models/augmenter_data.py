@@ -78,6 +78,11 @@ class KeypointErrors:
     dropouts_per_s: float = 0.08  # per keypoint
     dropout_frames: tuple[int, int] = (2, 10)
     clean_share: float = 0.15  # trials left without any error
+    # Where a 2D detector's keypoints sit on the body, as a shift (m) from our model's keypoint (its joint
+    # centre or foot point) in the generic model's body frame, scaled with the body; applied to every
+    # trial, error-free ones included. Empty: our definitions. ``augmenter train`` measures OpenCap's
+    # detector-keypoint definitions on the shared lab subject (bench/lab_sessions.keypoint_definition_shifts).
+    definition_shift_m: dict[str, list[float]] = field(default_factory=dict)
 
     def offsets(self, rng: np.random.Generator, names: list[str]) -> np.ndarray:
         """(keypoints, 3) segment-frame offsets; left mirrors right (a detector's bias is symmetric)
@@ -129,7 +134,7 @@ class Trial:
     height_m: float
     mass_kg: float
     keypoints_m: np.ndarray  # (frames, 20, 3) with errors
-    clean_keypoints_m: np.ndarray  # (frames, 20, 3) exact joint centres and foot points
+    clean_keypoints_m: np.ndarray  # (frames, 20, 3) exact keypoints (joint centres and foot points, or the detector's definitions)
     markers_m: np.ndarray  # (frames, 43, 3) exact anatomical markers
 
 
@@ -185,6 +190,31 @@ class DataSpec:
     seed: int = 0
 
 
+def subject_trials(model: osim.Model, subject: Subject, motions: list[tuple[str, CoordinateTable]],
+                   errors: KeypointErrors, rng: np.random.Generator) -> list[Trial]:
+    """Trials of one synthetic body (``model``, already scaled for ``subject``) doing ``motions``
+    ((kind, coordinates) pairs); one keypoint offset draw for the subject, errors per trial."""
+    bodies = [model.getBodySet().get(i).getName() for i in range(model.getBodySet().getSize())]
+    kp_body, kp_local = marker_anchors(model, bodies, KEYPOINTS)
+    mk_body, mk_local = marker_anchors(model, bodies, MARKERS)
+    if errors.definition_shift_m:
+        shift = np.array([errors.definition_shift_m.get(k, (0.0, 0.0, 0.0)) for k in KEYPOINTS])
+        kp_local = kp_local + shift * np.array([subject.factors.get(bodies[b], (1.0, 1.0, 1.0)) for b in kp_body])
+    offsets = errors.offsets(rng, KEYPOINTS)
+    out = []
+    for kind, coords in motions:
+        _, rot, org = body_poses(model, coords)
+        clean = points_in_ground(rot, org, kp_body, kp_local)
+        if rng.random() < errors.clean_share:
+            noisy = clean.copy()
+        else:
+            noisy = errors.apply(rng, coords.time_s, points_in_ground(rot, org, kp_body, kp_local + offsets))
+        rate = 1.0 / float(np.median(np.diff(coords.time_s)))
+        out.append(Trial(kind, rate, subject.height_m, subject.mass_kg, noisy, clean,
+                         points_in_ground(rot, org, mk_body, mk_local)))
+    return out
+
+
 def make_trials(spec: DataSpec, model_path: str | Path = DEFAULT_MODEL, progress: Iterable | None = None) -> list[Trial]:
     """Synthetic trials for ``spec.subjects`` random subjects (deterministic for a seed)."""
     rng = np.random.default_rng(spec.seed)
@@ -199,22 +229,12 @@ def make_trials(spec: DataSpec, model_path: str | Path = DEFAULT_MODEL, progress
         names = coordinate_names(model)
         cs = model.getCoordinateSet()
         ranges = {n: (np.degrees(cs.get(n).getRangeMin()), np.degrees(cs.get(n).getRangeMax())) for n in names}
-        bodies = [model.getBodySet().get(i).getName() for i in range(model.getBodySet().getSize())]
-        kp_body, kp_local = marker_anchors(model, bodies, KEYPOINTS)
-        mk_body, mk_local = marker_anchors(model, bodies, MARKERS)
-        offsets = spec.errors.offsets(rng, KEYPOINTS)
+        motions = []
         for _ in range(spec.trials_per_subject):
             kind = str(rng.choice(kinds, p=p / p.sum()))
             rate = float(rng.uniform(*spec.rate_hz))
-            coords = motion(kind, names, ranges, rng, rng.uniform(*spec.duration_s), rate)
-            _, rot, org = body_poses(model, coords)
-            clean = points_in_ground(rot, org, kp_body, kp_local)
-            if rng.random() < spec.errors.clean_share:
-                noisy = clean.copy()
-            else:
-                noisy = spec.errors.apply(rng, coords.time_s, points_in_ground(rot, org, kp_body, kp_local + offsets))
-            trials.append(Trial(kind, rate, subject.height_m, subject.mass_kg, noisy, clean,
-                                points_in_ground(rot, org, mk_body, mk_local)))
+            motions.append((kind, motion(kind, names, ranges, rng, rng.uniform(*spec.duration_s), rate)))
+        trials.extend(subject_trials(model, subject, motions, spec.errors, rng))
     return trials
 
 

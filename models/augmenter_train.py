@@ -21,6 +21,7 @@ from tqdm import tqdm
 from models.augmenter import (LOWER_KEYPOINTS, LOWER_MARKERS, UPPER_KEYPOINTS, UPPER_MARKERS, Augmenter, LSTMAugmenterNet,
                               hip_reference, save_augmenters)
 from models.augmenter_data import KEYPOINTS, MARKERS, DataSpec, Trial, make_trials
+from models.augmenter_replay import ReplaySource, ReplaySpec, replay_trials
 from models.augmenter_eval import held_out_errors
 
 
@@ -172,15 +173,21 @@ def plot_history(histories: dict[str, dict], path) -> None:
 
 
 def train_default(out_path: str | Path, data: DataSpec | None = None, step_scale: float = 1.0, held_out_subjects: int = 20,
-                  device: str = "cpu", progress: bool = True, log=print) -> dict:
-    """Make the training set, train the lower- and upper-body models, evaluate them on held-out
-    subjects (clean and reconstruction-like inputs) and save everything to ``out_path`` (.pt).
+                  device: str = "cpu", progress: bool = True, log=print, sources: list[ReplaySource] | None = None,
+                  replay: ReplaySpec | None = None) -> dict:
+    """Make the training set (the motion library on ``data.subjects`` bodies, plus ``sources`` replayed
+    on ``replay.subjects`` bodies when given), train the lower- and upper-body models, evaluate them on
+    held-out subjects (clean and reconstruction-like inputs) and save everything to ``out_path`` (.pt).
     Writes ``<out>.json`` (evaluation, history) and ``<out>_training.png`` next to it."""
     data = data or DataSpec()
     t0 = time.time()
     log(f"making training data: {data.subjects} subjects x {data.trials_per_subject} trials ...")
     trials = make_trials(data, progress=tqdm(range(data.subjects), desc="subjects", disable=not progress))
     held = make_trials(replace(data, subjects=held_out_subjects, seed=data.seed + 10_000))
+    if sources:
+        replay = replay or ReplaySpec(seed=data.seed)
+        log(f"replaying {len(sources)} recorded movements on {replay.subjects} bodies x {replay.trials_per_subject} ...")
+        trials += replay_trials(sources, replay, progress=tqdm(range(replay.subjects), desc="replay", disable=not progress))
     n_frames = sum(len(t.keypoints_m) for t in trials)
     log(f"  {len(trials)} trials, {n_frames} frames in {time.time() - t0:.0f} s; held out: {len(held)} trials")
     models, histories = [], {}
@@ -194,7 +201,10 @@ def train_default(out_path: str | Path, data: DataSpec | None = None, step_scale
         "source": "trained by `python app.py augmenter train` on synthetic data from our model",
         "data": {"subjects": data.subjects, "trials_per_subject": data.trials_per_subject, "seed": data.seed,
                  "frames": n_frames, "duration_s": list(data.duration_s), "rate_hz": list(data.rate_hz),
-                 "motion_mix": data.motion_mix, "errors": dict(data.errors.__dict__)},
+                 "motion_mix": data.motion_mix, "errors": dict(data.errors.__dict__),
+                 # recorded movements replayed (trial names of the shared lab data, read by bench/accuracy.py)
+                 "shared_trials": [s.name for s in sources or []],
+                 "replay": ({k: v for k, v in replay.__dict__.items() if k != "errors"} if sources else None)},
         "train": {name: {"hidden": DEFAULT_SPECS[name][2].hidden, "steps": h["n_steps"], "seconds": round(h["seconds"], 1)}
                   for name, h in histories.items()},
         "held_out": {k: {"all_mm": round(v["all"], 2), "groups_mm": {g: round(x, 2) for g, x in v["groups"].items()}}

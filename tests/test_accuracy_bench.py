@@ -11,7 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.accuracy import coordinate_errors  # noqa: E402
-from bench.lab_sessions import S4  # noqa: E402
+from bench.lab_sessions import HELD_OUT, S4, lab_training_data, training_trials  # noqa: E402
 from biomech.mot import CoordinateTable  # noqa: E402
 from pipeline.biomech_stages import keypoint_weights  # noqa: E402
 
@@ -29,6 +29,26 @@ def test_coordinate_errors_on_known_differences():
     assert e["knee_angle_r"]["mae_offset_removed"] == pytest.approx(0.0, abs=0.01)
     assert e["hip_flexion_r"]["mae"] == pytest.approx(2.0, abs=0.05)  # +-2 deg square wave: no offset to remove
     assert e["hip_flexion_r"]["mae_offset_removed"] == pytest.approx(2.0, abs=0.1)
+
+
+@needs_lab
+def test_lab_training_data_holds_out_the_benchmark_trials_and_measures_detector_definitions(tmp_path):
+    trials = training_trials()
+    assert not set(trials) & set(HELD_OUT) and "static1" in trials and len(trials) >= 10
+    from sessions.config import load_defaults
+    from pipeline.biomech_stages import ik_marker_weights
+
+    sources, shifts = lab_training_data(["static1", "DJ2"], tmp_path, ik_marker_weights(load_defaults()))
+    assert [s.name for s in sources] == ["static1", "DJ2"] and sources[1].activity == "drop jump"
+    still = sources[0]
+    # the static trial stands where its solved standing pose is (within a few degrees of sway)
+    rot = [j for j, n in enumerate(still.coords.names) if not n.startswith("pelvis_t") or n == "pelvis_tilt"]
+    assert np.degrees(np.median(np.abs(still.coords.values[:, rot] - still.rest[rot]))) < 3
+    mm = {k: 1000 * np.array(v) for k, v in shifts.items()}
+    assert np.allclose(mm["RHip"] * [1, 1, -1], mm["LHip"]) and np.allclose(mm["RHeel"] * [1, 1, -1], mm["LHeel"])
+    # OpenCap's detector hips sit ahead of the hip joint centre; its heel ahead of our heel point
+    assert 5 < mm["RHip"][0] < 40 and 20 < mm["RHeel"][0] < 80
+    assert all(np.linalg.norm(v) < 80 for v in mm.values())
 
 
 def test_keypoint_weights_patterns():
