@@ -118,13 +118,14 @@ def test_accuracy_benchmark_quick_regression(tmp_path):
     def both(table, base):
         return max(table[f"{base}_r"]["mae"], table[f"{base}_l"]["mae"])
 
-    # measured (2026-12, shipped settings): worst side knee 4.9 / hip 12.1 against (a), knee 2.7 / hip 10.4
-    # against (b); markers 26.0 mm offset-removed; sync 1.5 ms. The hip depends much on the draw of the 25 mm
-    # hip-keypoint biases (an earlier draw gave 9.8), hence the margin.
-    assert both(a, "knee_angle") <= 6.5
-    assert both(a, "hip_flexion") <= 14.0
-    assert both(b, "knee_angle") <= 4.5
-    assert both(b, "hip_flexion") <= 12.0
-    assert row["markers"]["offset_removed_mm"] <= 35.0
+    # measured (2026-12-02, weights trained with recorded movement): worst side knee 6.8 / hip 7.7 against
+    # (a), knee 4.1 / hip 6.9 against (b); markers 25.3 mm offset-removed; sync 1.5 ms (the weights before:
+    # knee 4.9 / hip 12.1, knee 2.7 / hip 10.4). The hip depends much on the draw of the 25 mm hip-keypoint
+    # biases and on the training run (another run of the same recipe: hip 6.0, knee 5.0), hence the margin.
+    assert both(a, "knee_angle") <= 8.0
+    assert both(a, "hip_flexion") <= 10.0
+    assert both(b, "knee_angle") <= 5.0
+    assert both(b, "hip_flexion") <= 9.0
+    assert row["markers"]["offset_removed_mm"] <= 30.0
     assert row["sync_error_ms"] <= 20.0
     assert out.with_suffix(".png").is_file()
