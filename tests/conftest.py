@@ -17,6 +17,22 @@ needs_shared = pytest.mark.skipif(
 )
 
 
+@pytest.fixture(scope="session")
+def model():
+    """Our generic OpenSim model (loaded once)."""
+    from biomech.model_builder import DEFAULT_MODEL
+    from biomech.opensim_env import load_model
+
+    return load_model(DEFAULT_MODEL)
+
+
+@pytest.fixture(scope="session")
+def ranges_rad(model) -> dict[str, tuple[float, float]]:
+    """Coordinate name -> (min, max) of our model, radians."""
+    cs = model.getCoordinateSet()
+    return {cs.get(i).getName(): (cs.get(i).getRangeMin(), cs.get(i).getRangeMax()) for i in range(cs.getSize())}
+
+
 @pytest.fixture
 def demo_copy(tmp_path: Path) -> Path:
     """A private copy of the embedded demo session (real videos, our own synthetic subject)."""

@@ -6,24 +6,15 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from biomech.model_builder import DEFAULT_MODEL
 from biomech.motion_library import motion, standing_posture
 from biomech.mot import CoordinateTable
-from biomech.opensim_env import load_model
-from biomech.synthetic_motion import coordinate_names
 from models.augmenter_data import KEYPOINTS, body_poses, marker_anchors, points_in_ground
 from models.augmenter_replay import ReplaySource, ReplaySpec, mirrored, replay_trials, varied
 
 
 @pytest.fixture(scope="module")
-def model():
-    return load_model(DEFAULT_MODEL)
-
-
-@pytest.fixture(scope="module")
-def ranges(model):
-    cs = model.getCoordinateSet()
-    return {n: (cs.get(n).getRangeMin(), cs.get(n).getRangeMax()) for n in coordinate_names(model)}
+def ranges(ranges_rad):
+    return ranges_rad
 
 
 def _source(ranges, kind="walking", seconds=1.5, seed=0, name="rec") -> ReplaySource:

@@ -7,10 +7,7 @@ import numpy as np
 import pytest
 
 from biomech.ik import model_marker_positions
-from biomech.model_builder import DEFAULT_MODEL
 from biomech.motion_library import MOTIONS, motion
-from biomech.opensim_env import load_model
-from biomech.synthetic_motion import coordinate_names
 from models.augmenter import LOWER_KEYPOINTS, LOWER_MARKERS, load_augmenters
 from models.augmenter_data import (KEYPOINTS, MARKERS, DataSpec, KeypointErrors, body_poses, make_trials, marker_anchors,
                                    points_in_ground, random_subject)
@@ -20,14 +17,8 @@ from pipeline.augment import DEFAULT_WEIGHTS
 
 
 @pytest.fixture(scope="module")
-def model():
-    return load_model(DEFAULT_MODEL)
-
-
-@pytest.fixture(scope="module")
-def ranges(model):
-    cs = model.getCoordinateSet()
-    return {n: (np.degrees(cs.get(n).getRangeMin()), np.degrees(cs.get(n).getRangeMax())) for n in coordinate_names(model)}
+def ranges(ranges_rad):
+    return {n: tuple(np.degrees(v)) for n, v in ranges_rad.items()}
 
 
 @pytest.mark.parametrize("kind", list(MOTIONS))
