@@ -36,6 +36,7 @@ import yaml
 from scipy.interpolate import CubicSpline
 from scipy.signal import butter, filtfilt
 
+from biomech.ik import coordinate_name
 from biomech.mocap import reference_angles
 from biomech.mot import CoordinateTable, read_mot
 from biomech.opensim_env import load_model
@@ -44,6 +45,7 @@ from demo.synthetic_session import (IMAGE_SIZE, ErrorModel, _head_points, apply_
                                     write_detections)
 from demo.make_demo_session import KEYPOINTS  # the order write_detections() expects
 from models.augmenter_data import body_poses, points_in_ground
+from models.keypoints import VIDEO_KEYPOINTS, mirror_index
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 S4 = DATA / "opencap-labval-subject4"
@@ -267,7 +269,7 @@ def make_lab_session(root: str | Path, trial: str, *, cameras: int = 2, level: s
 def _static_pose(path: Path, names: list[str]) -> np.ndarray:
     """(coordinates,) the ScaleTool's static pose (its .mot names columns by state path) in ``names`` order."""
     pose = read_mot(path)
-    by_name = {n.split("/")[-2] if n.endswith("/value") else n: j for j, n in enumerate(pose.names)}
+    by_name = {coordinate_name(n): j for j, n in enumerate(pose.names)}
     return np.array([pose.values[0, by_name[n]] for n in names])
 
 
@@ -311,10 +313,9 @@ def lab_training_data(trials: list[str], work: str | Path, marker_weights: dict[
     raw = {k: np.median(np.concatenate(local[k]), axis=0) - kp_local[j] for j, k in enumerate(OURS)}
     # a detector marks left and right alike: one definition per pair, mirrored (z is sideways)
     mirror = np.array([1.0, 1.0, -1.0])
-    shifts = {}
-    for k, v in raw.items():
-        other = {"R": "L", "L": "R"}[k[0]] + k[1:] if k[0] in "RL" and k[1].isupper() else None
-        shifts[k] = [round(float(x), 4) for x in (0.5 * (v + raw[other] * mirror) if other else v)]
+    partner = dict(zip(VIDEO_KEYPOINTS, (VIDEO_KEYPOINTS[i] for i in mirror_index())))
+    shifts = {k: [round(float(x), 4) for x in 0.5 * (v + raw[partner[k]] * (mirror if partner[k] != k else 1.0))]
+              for k, v in raw.items()}
     return sources, shifts
 
 

@@ -81,7 +81,7 @@ class KeypointErrors:
     # Where a 2D detector's keypoints sit on the body, as a shift (m) from our model's keypoint (its joint
     # centre or foot point) in the generic model's body frame, scaled with the body; applied to every
     # trial, error-free ones included. Empty: our definitions. ``augmenter train`` measures OpenCap's
-    # detector-keypoint definitions on the shared lab subject (bench/lab_sessions.keypoint_definition_shifts).
+    # detector-keypoint definitions on the shared lab subject (bench/lab_sessions.lab_training_data).
     definition_shift_m: dict[str, list[float]] = field(default_factory=dict)
 
     def offsets(self, rng: np.random.Generator, names: list[str]) -> np.ndarray:

@@ -89,10 +89,9 @@ def varied(source: ReplaySource, rng: np.random.Generator, spec: ReplaySpec, hei
            ranges: dict[str, tuple[float, float]]) -> CoordinateTable:
     """One variation of ``source`` for a body of ``height_m``, at a random rate (see module docstring);
     rotations stay inside ``ranges`` (radians)."""
-    c = mirrored(source.coords) if rng.random() < spec.mirror_share else source.coords
-    rest = source.rest.copy()
-    if c is not source.coords:
-        rest = mirrored(CoordinateTable(np.zeros(1), c.names, rest[None])).values[0]
+    mirror = rng.random() < spec.mirror_share
+    c = mirrored(source.coords) if mirror else source.coords
+    rest = mirrored(CoordinateTable(np.zeros(1), c.names, source.rest[None])).values[0] if mirror else source.rest
     names = c.names
     rot = np.array([n not in TRANSLATIONS for n in names])
     # amplitude about the standing pose; translations follow the body's size
@@ -114,14 +113,10 @@ def varied(source: ReplaySource, rng: np.random.Generator, spec: ReplaySpec, hei
     before = np.repeat(clip[:1], int(round(pads[0] * rate)), axis=0)
     after = np.repeat(clip[-1:], int(round(pads[1] * rate)), axis=0)
     # the pelvis keeps moving as it was at each end (walking) during the held part: no jump at the seams
+    moving = ~rot & (np.array(names) != "pelvis_ty")
     vel = (clip[[1, -1]] - clip[[0, -2]]) * rate
-    for pad, v, sign in ((before, vel[0], -1), (after, vel[1], 1)):
-        k = len(pad)
-        if k:
-            steps = (np.arange(k)[::-1] + 1 if sign < 0 else np.arange(k) + 1)[:, None] / rate
-            for j in np.where(~rot)[0]:
-                if names[j] != "pelvis_ty":
-                    pad[:, j] += sign * v[j] * steps[:, 0]
+    before[:, moving] += np.outer(np.arange(-len(before), 0) / rate, vel[0, moving])
+    after[:, moving] += np.outer(np.arange(1, len(after) + 1) / rate, vel[1, moving])
     values = np.concatenate([before, clip, after])
     t = np.arange(len(values)) / rate
     for j in np.where(rot)[0]:
@@ -143,16 +138,16 @@ def replay_trials(sources: list[ReplaySource], spec: ReplaySpec, model_path: str
     w_act = {a: spec.activity_weights.get(a, 1.0) for a in acts}
     p = np.array([w_act[s.activity] / sum(x.activity == s.activity for x in sources) for s in sources])
     p = p / p.sum()
+    names = coordinate_names(generic)
+    missing = [n for n in sources[0].coords.names if n not in names]
+    if missing:
+        raise ValueError(f"replay sources have coordinates the model lacks: {missing}")
+    cs = generic.getCoordinateSet()  # scaling a body leaves its joints' ranges as they are
+    ranges = {n: (cs.get(n).getRangeMin(), cs.get(n).getRangeMax()) for n in names}
     trials: list[Trial] = []
     for _ in (range(spec.subjects) if progress is None else progress):
         subject = random_subject(rng)
         model = scaled_copy(generic, subject.factors)
-        names = coordinate_names(model)
-        missing = [n for n in sources[0].coords.names if n not in names]
-        if missing:
-            raise ValueError(f"replay sources have coordinates the model lacks: {missing}")
-        cs = model.getCoordinateSet()
-        ranges = {n: (cs.get(n).getRangeMin(), cs.get(n).getRangeMax()) for n in names}
         picks = rng.choice(len(sources), spec.trials_per_subject, p=p)
         motions = [(sources[i].activity, varied(sources[i], rng, spec, subject.height_m, ranges)) for i in picks]
         trials.extend(subject_trials(model, subject, motions, spec.errors, rng))

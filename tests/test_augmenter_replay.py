@@ -10,6 +10,7 @@ from biomech.motion_library import motion, standing_posture
 from biomech.mot import CoordinateTable
 from models.augmenter_data import KEYPOINTS, body_poses, marker_anchors, points_in_ground
 from models.augmenter_replay import ReplaySource, ReplaySpec, mirrored, replay_trials, varied
+from models.keypoints import VIDEO_KEYPOINTS, mirror_index
 
 
 @pytest.fixture(scope="module")
@@ -34,10 +35,8 @@ def test_mirrored_motion_is_the_mirror_image(model, ranges):
     _, rot, org = body_poses(model, mirrored(sub))
     b = points_in_ground(rot, org, kb, kl)
 
-    def other(k):
-        return {"R": "L", "L": "R"}[k[0]] + k[1:] if k[0] in "RL" and k[1].isupper() else k
-
-    swapped = b[:, [KEYPOINTS.index(other(k)) for k in KEYPOINTS]] * np.array([1.0, 1.0, -1.0])
+    partner = dict(zip(VIDEO_KEYPOINTS, (VIDEO_KEYPOINTS[i] for i in mirror_index())))
+    swapped = b[:, [KEYPOINTS.index(partner[k]) for k in KEYPOINTS]] * np.array([1.0, 1.0, -1.0])
     assert np.max(np.abs(swapped - a)) < 1e-9  # right of the mirror = left of the original, z flipped
     assert np.max(np.abs(b - a)) > 0.05
     assert np.array_equal(mirrored(mirrored(sub)).values, sub.values)
