@@ -38,6 +38,37 @@ def cmd_run(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
+def cmd_people(args: argparse.Namespace) -> int:
+    """Run frames + keypoints and list everyone found per camera, with a labelled picture, and the
+    session.yaml line that makes a person the subject."""
+    import json
+
+    from pipeline.orchestrate import run_session
+
+    overrides = _overrides(args)
+    overrides.setdefault("run", {})["stages"] = ["frames", "keypoints"]
+    result = run_session(args.session, args.trial, None, overrides, False if args.no_progress else None)
+    for report in sorted(Path(args.session).glob("output/*/keypoints/keypoints.json")):
+        trial = report.parent.parent.name
+        if args.trial and trial not in args.trial:
+            continue
+        doc = json.loads(report.read_text())
+        print(f"\ntrial {trial} (subject chosen by {doc['subject_chosen_by']})")
+        for cam, r in doc["cameras"].items():
+            seen = r["people_seen"]["people"]
+            picture = report.parent / f"people_{cam}.png"
+            print(f"  {cam}: {len(seen)} {'person' if len(seen) == 1 else 'people'}"
+                  + (f", picture {picture}" if picture.is_file() else ""))
+            for p in seen:
+                where = f"x {p['x']:.2f} y {p['y']:.2f}" if "x" in p else "position unknown (no video)"
+                hint = (f"seen_at: {{camera: {cam}, x: {p['x']:.2f}, y: {p['y']:.2f}, time_s: {p['time_s']:g}, trial: {trial}}}"
+                        if "x" in p else "")
+                print(f"    #{p['track']:<3} {'SUBJECT' if p['subject'] else '       '} in {100 * p['coverage']:3.0f}% of frames, "
+                      f"{where} at {p['time_s']:.2f} s   {hint}")
+    print("\nTo choose another person, add the seen_at line of that person under subject: in session.yaml.")
+    return result.exit_code
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from pipeline.lock import session_lock
     from pipeline.report_stage import has_been_run, write_session_report
@@ -351,6 +382,13 @@ def build_parser() -> argparse.ArgumentParser:
     with_set(r)
     with_progress(r)
     r.set_defaults(func=cmd_run)
+
+    pp = sub.add_parser("people", help="list the people found in each camera (with a picture) and how to pick the subject")
+    pp.add_argument("session", help="session folder (holds session.yaml)")
+    pp.add_argument("--trial", action="append", help="only this trial (repeatable); default: all")
+    with_set(pp)
+    with_progress(pp)
+    pp.set_defaults(func=cmd_people)
 
     b = sub.add_parser("batch", help="run every session found under a folder, with a summary")
     b.add_argument("root", help="folder searched recursively for session.yaml files")

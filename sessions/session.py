@@ -44,11 +44,25 @@ class SessionError(ValueError):
 
 
 @dataclass(frozen=True)
+class SubjectHint:
+    """Where the subject is in one camera's picture at one moment (session.yaml ``subject.seen_at``), for
+    when someone else is filmed too. x, y: shares of the picture's width and height from its top left;
+    time_s: seconds from the start of that camera's video; trial: only that trial (None: every trial)."""
+
+    camera: str
+    x: float
+    y: float
+    time_s: float = 0.0
+    trial: str | None = None
+
+
+@dataclass(frozen=True)
 class Subject:
     id: str
     height_m: float
     mass_kg: float
     sex: str  # 'f', 'm' or 'x'
+    seen_at: tuple[SubjectHint, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -130,10 +144,11 @@ def _check_subject(raw: Any, where: str, problems: list[str]) -> Subject | None:
     if not isinstance(raw, dict):
         problems.append(f"{where}: 'subject' is missing; add subject: {{id: S01, height_m: 1.75, mass_kg: 70, sex: f}}")
         return None
-    unknown = set(raw) - {"id", "height_m", "mass_kg", "sex"}
+    unknown = set(raw) - {"id", "height_m", "mass_kg", "sex", "seen_at"}
     for k in sorted(unknown):
         hint = " (give height in metres as height_m)" if "height" in k else " (give mass in kg as mass_kg)" if ("mass" in k or "weight" in k) else ""
-        problems.append(f"{where}: unknown key 'subject.{k}'{hint}; allowed: id, height_m, mass_kg, sex")
+        problems.append(f"{where}: unknown key 'subject.{k}'{hint}; allowed: id, height_m, mass_kg, sex, seen_at")
+    seen_at = _check_seen_at(raw.get("seen_at"), where, problems)
     sid = raw.get("id")
     if sid is None or not str(sid).strip():
         problems.append(f"{where}: subject.id is missing; give the subject an identifier, e.g. id: S01")
@@ -160,7 +175,39 @@ def _check_subject(raw: Any, where: str, problems: list[str]) -> Subject | None:
         problems.append(f"{where}: subject.sex is {raw.get('sex')!r}; use f, m or x")
     if sid is None or height is None or mass is None or sex is None:
         return None
-    return Subject(str(sid), height, mass, sex)
+    return Subject(str(sid), height, mass, sex, seen_at)
+
+
+SEEN_AT_EXAMPLE = "seen_at: {camera: cam1, x: 0.5, y: 0.6, time_s: 0}"
+
+
+def _check_seen_at(raw: Any, where: str, problems: list[str]) -> tuple[SubjectHint, ...]:
+    """subject.seen_at: one hint or a list of them (python app.py people shows the values to write)."""
+    if raw is None:
+        return ()
+    items = raw if isinstance(raw, list) else [raw]
+    out = []
+    for i, item in enumerate(items):
+        key = f"subject.seen_at[{i}]" if isinstance(raw, list) else "subject.seen_at"
+        if not isinstance(item, dict):
+            problems.append(f"{where}: {key} is {item!r}; write e.g. {SEEN_AT_EXAMPLE}")
+            continue
+        bad = sorted(set(item) - {"camera", "x", "y", "time_s", "trial"})
+        if bad:
+            problems.append(f"{where}: {key} has unknown keys {bad}; allowed: camera, x, y, time_s, trial")
+        cam = item.get("camera")
+        x, y, t = _number(item.get("x")), _number(item.get("y")), _number(item.get("time_s", 0.0))
+        if not isinstance(cam, str) or not cam:
+            problems.append(f"{where}: {key}.camera is missing; name the camera the position is in, e.g. {SEEN_AT_EXAMPLE}")
+        elif x is None or y is None or not (0 <= x <= 1 and 0 <= y <= 1):
+            problems.append(f"{where}: {key}: x and y are shares of the picture's width and height (0-1, from the top "
+                            f"left), got x={item.get('x')!r}, y={item.get('y')!r}; `python app.py people` shows the values")
+        elif t is None or t < 0:
+            problems.append(f"{where}: {key}.time_s is {item.get('time_s')!r}; give seconds from the start of the video (>= 0)")
+        else:
+            trial = item.get("trial")
+            out.append(SubjectHint(cam, x, y, t, None if trial is None else str(trial)))
+    return tuple(out)
 
 
 def _check_cameras(raw: Any, where: str, problems: list[str]) -> list[Camera]:
@@ -417,6 +464,11 @@ def load_session(root: str | Path, cli_overrides: dict[str, Any] | None = None) 
         problems += exc.problems
     # Where the 2D keypoints come from decides which trial files are needed.
     trials = _check_trials(raw.get("trials"), root, cameras, where, problems, warnings, config.get("keypoints"))
+    for h in subject.seen_at if subject is not None else ():
+        if h.camera not in [c.id for c in cameras]:
+            problems.append(f"{where}: subject.seen_at names camera {h.camera!r}; cameras are {[c.id for c in cameras]}")
+        if h.trial is not None and h.trial not in [t.name for t in trials]:
+            problems.append(f"{where}: subject.seen_at names trial {h.trial!r}; trials are {[t.name for t in trials]}")
     if problems:
         raise SessionError(problems)
     if not (root / "calibration" / "cameras.yaml").is_file():

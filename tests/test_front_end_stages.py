@@ -279,3 +279,36 @@ def test_blazepose_torch_keypoints_on_demo_near_the_truth(demo_copy):
     log = demo_copy / "output" / "log.txt"
     _run(demo_copy, ["frames", "keypoints"], trials=["squats"], keypoints={"backend": "blazepose-torch", "max_track_gap_s": 0.5})
     assert log.read_text().count("detections reused") == 2
+
+
+def test_people_listing_and_seen_at_hint_choose_who_is_the_subject(demo_copy):
+    """`app.py people` lists both people with a picture and the line that picks each; written into
+    session.yaml, the bystander's line makes the bystander the subject in that camera and, through
+    agreement, in the other."""
+    from tests.test_cli import app
+
+    _write_true_json(demo_copy, "squats", bystander=True)
+    doc = yaml.safe_load((demo_copy / "session.yaml").read_text())
+    doc.setdefault("config", {}).setdefault("keypoints", {})["backend"] = "json"
+    (demo_copy / "session.yaml").write_text(yaml.safe_dump(doc))
+    res = app("people", str(demo_copy), "--trial", "squats", "--no-progress")
+    assert res.returncode == 0, res.stderr
+    out = demo_copy / "output" / "squats" / "keypoints"
+    assert "cam1: 2 people, picture" in res.stdout and (out / "people_cam1.png").stat().st_size > 10_000
+    seen = json.loads((out / "keypoints.json").read_text())["cameras"]["cam1"]["people_seen"]["people"]
+    subject, other = sorted(seen, key=lambda p: not p["subject"])
+    assert subject["subject"] and not other["subject"]
+    assert f"x: {other['x']:.2f}, y: {other['y']:.2f}" in res.stdout
+    doc["subject"]["seen_at"] = {"camera": "cam1", "x": other["x"], "y": other["y"], "time_s": other["time_s"]}
+    (demo_copy / "session.yaml").write_text(yaml.safe_dump(doc))
+    _run(demo_copy, ["frames", "keypoints"], trials=["squats"])
+    report = json.loads((out / "keypoints.json").read_text())
+    assert report["subject_chosen_by"].startswith("subject.seen_at in cam1")
+    t, kp = read_keypoints_csv(out / "cam1.csv")
+    truth = _truth_2d(demo_copy, "squats", "cam1", len(t))
+    assert np.nanmedian(np.linalg.norm(kp[..., :2] - truth, axis=-1)) > 50  # now the bystander
+    doc["subject"]["seen_at"] = {"camera": "cam1", "x": 0.02, "y": 0.02}  # a corner where nobody stands
+    (demo_copy / "session.yaml").write_text(yaml.safe_dump(doc))
+    outcome = _run(demo_copy, ["frames", "keypoints"], trials=["squats"])
+    log = (demo_copy / "output" / "log.txt").read_text()
+    assert "where nobody was found in trial 'squats'" in log and "app.py people" in log

@@ -54,6 +54,11 @@ BAD = [
     ("unknown config key", edit("config", {"frames": {"min_fsp": 20}}), VALID_VIDEOS, "Did you mean 'frames.min_fps'"),
     ("config wrong type", edit("config", {"frames": {"min_fps": "fast"}}), VALID_VIDEOS, "'frames.min_fps' must be int"),
     ("no cameras", edit("cameras", DELETE), VALID_VIDEOS, "'cameras' is missing"),
+    ("hint outside picture", edit("subject.seen_at", {"camera": "cam1", "x": 540, "y": 0.5}), VALID_VIDEOS, "shares of the picture's width"),
+    ("hint unknown camera", edit("subject.seen_at", {"camera": "cam9", "x": 0.5, "y": 0.5}), VALID_VIDEOS, "names camera 'cam9'"),
+    ("hint unknown trial", edit("subject.seen_at", [{"camera": "cam1", "x": 0.5, "y": 0.5, "trial": "jumps"}]), VALID_VIDEOS,
+     "names trial 'jumps'"),
+    ("hint no camera", edit("subject.seen_at", {"x": 0.5, "y": 0.5}), VALID_VIDEOS, "seen_at.camera is missing"),
 ]
 
 
@@ -110,6 +115,14 @@ def test_valid_session_loads_with_overrides(tmp_path):
     (root / "calibration").mkdir()
     (root / "calibration" / "cameras.yaml").write_text("{}")
     assert load_session(root).warnings == []
+
+
+def test_subject_hint_loads(tmp_path):
+    doc = edit("subject.seen_at", [{"camera": "cam2", "x": 0.4, "y": 0.6, "time_s": 1.5, "trial": "squats1"},
+                                   {"camera": "cam1", "x": 0.5, "y": 0.5}])
+    hints = load_session(write_session(tmp_path / "s", doc, VALID_VIDEOS)).subject.seen_at
+    assert [(h.camera, h.x, h.y, h.time_s, h.trial) for h in hints] == [("cam2", 0.4, 0.6, 1.5, "squats1"),
+                                                                     ("cam1", 0.5, 0.5, 0.0, None)]
 
 
 def test_trials_are_discovered_from_video_folders(tmp_path):

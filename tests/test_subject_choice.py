@@ -1,0 +1,136 @@
+"""Keeping the right subject when a second person is in view: someone walking around the subject (who
+moves the same way in every view, as the subject does), someone crossing in front of or behind them
+(hiding them for a moment), a hint in session.yaml, and the listing of the people seen."""
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+import yaml
+
+from demo.make_demo_session import skeleton
+from pipeline.detect import subject_agreement
+from pipeline.person_select import candidates, choose_subject, hinted_track, link_tracks, track_infos
+from pipeline.swaps import fix_swaps
+from tests.test_person_sync import SECONDS, camera, subject_3d
+
+FPS = 60.0
+
+
+def circling(t: np.ndarray, radius_m: float, phase: float, period_s: float = 5.5) -> np.ndarray:
+    """A second person walking round the subject (standing posture, feet on the floor)."""
+    a = 2 * np.pi * t / period_s + phase
+    out = skeleton(np.zeros_like(t), 0.0 * t).copy()
+    out[..., 0] += radius_m * np.cos(a)[:, None]
+    out[..., 2] += radius_m * np.sin(a)[:, None]
+    return out
+
+
+def crossing(t: np.ndarray, depth_m: float) -> np.ndarray:
+    """A second person crossing the room sideways at ``depth_m`` in front of (+) or behind (-) the subject."""
+    s = np.clip((t - 1.5) / 3.0, 0, 1)
+    out = skeleton(np.zeros_like(t), 0.0 * t).copy()
+    out[..., 0] += depth_m
+    out[..., 2] += (-2.5 + 5.0 * s)[:, None]
+    return out
+
+
+def observe(cam, other_3d, rng):
+    """One camera's detections of both people, (frames, 2, 20, 3), slots in random order; the subject is
+    not detected while the other person covers most of them from nearer; nobody is detected off the
+    picture. Returns times, detections and both truths (frames, 20, 2)."""
+    t = np.arange(0.0, SECONDS - 0.5, 1.0 / FPS)
+    s3, o3 = subject_3d(t), other_3d(t)
+    s2, o2 = (cam.project(p.reshape(-1, 3)).reshape(len(t), 20, 2) for p in (s3, o3))
+    depth = [((p.reshape(-1, 3) @ cam.R.T) + cam.t.ravel())[:, 2].reshape(len(t), 20).mean(1) for p in (s3, o3)]
+    lo = np.maximum(s2.min(1), o2.min(1))
+    hi = np.minimum(s2.max(1), o2.max(1))
+    covered = np.prod(np.clip(hi - lo, 0, None), 1) / np.prod(s2.max(1) - s2.min(1), 1)
+    hidden = (covered > 0.5) & (depth[1] < depth[0])
+    dets = []
+    for p2, gone in ((s2, hidden), (o2, np.zeros(len(t), bool))):
+        d = np.concatenate([p2 + rng.normal(0, 1.0, p2.shape), np.full(p2.shape[:2] + (1,), 0.9)], -1)
+        gone = gone | (p2[..., 0].max(1) < 0) | (p2[..., 0].min(1) > 1080)
+        d[gone, :, :2], d[gone, :, 2] = np.nan, 0.0
+        dets.append(d)
+    people = np.stack(dets, 1)
+    swap = rng.random(len(t)) < 0.5
+    people[swap] = people[swap][:, ::-1]
+    return t, people, s2, o2
+
+
+def frames_on(track: np.ndarray, truth: np.ndarray) -> int:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        d = np.nanmedian(np.linalg.norm(track[..., :2] - truth, axis=-1), axis=1)
+    return int(np.sum(d < 10.0))
+
+
+def choose(obs, cams, framing: bool = True):
+    """The stage's choice; framing=False is the previous version's (movement and size only)."""
+    tracks = [link_tracks(people, 0.35, 60) for _, people, _, _ in obs]
+    infos = [track_infos(tr, 1920, 1080 if framing else None) for tr in tracks]
+    options = [candidates(i) for i in infos]
+    times = [o[0] for o in obs]
+    chosen = choose_subject(options, subject_agreement(times, tracks, infos, 2.0, cams, 1.0 if framing else 0.0))
+    return [fix_swaps(tr[:, c])[0] for tr, c in zip(tracks, chosen)]
+
+
+def circling_scene(seed: int):
+    rng = np.random.default_rng(seed)
+    radius, phase = rng.uniform(1.0, 2.0), rng.uniform(0, 2 * np.pi)
+    cams = [camera("A", 20.0), camera("B", -50.0)]
+    return cams, [observe(c, lambda t: circling(t, radius, phase), rng) for c in cams]
+
+
+# Of seeds 0-11, the previous version (movement only, linking without prediction) followed the walker
+# in 2, 3, 6, 7 and 11 (in 2 and 6 for the whole trial in both cameras). Over seeds 0-39 this version
+# fails in two: 34 (below) and 39 (9 of 317 frames on the walker in camera A).
+@pytest.mark.parametrize("seed", range(12))
+def test_subject_kept_when_someone_walks_around_them(seed):
+    cams, obs = circling_scene(seed)
+    for with_geometry in (None, cams):
+        for subj, (_, _, truth, other) in zip(choose(obs, with_geometry), obs):
+            present = int(np.sum(subj[:, :, 2].max(1) > 0))
+            assert frames_on(subj, other) <= 0.02 * present
+            assert frames_on(subj, truth) >= 0.95 * present and present > 250
+
+
+@pytest.mark.xfail(strict=True, reason="a walker circling at 1.0 m, framed nearly as centrally as the subject "
+                   "(these cameras aim 0.5 m beside the subject) and moving more alike across views, is chosen; "
+                   "subject.seen_at is the remedy")
+def test_known_failure_close_circler_framed_like_the_subject():
+    cams, obs = circling_scene(34)
+    assert all(frames_on(s, o[2]) > 250 for s, o in zip(choose(obs, cams), obs))
+
+
+def test_movement_alone_follows_the_walker():
+    """The failure this guards against, reproduced: the previous version's choice (movement and size,
+    no framing) follows the walker in both cameras for the whole trial."""
+    cams, obs = circling_scene(2)
+    assert all(frames_on(s, o[3]) > 100 and frames_on(s, o[2]) == 0 for s, o in zip(choose(obs, cams, framing=False), obs))
+
+
+@pytest.mark.parametrize("depth_m", [1.0, -1.2])
+def test_subject_kept_through_a_crossing_in_front_and_behind(depth_m):
+    rng = np.random.default_rng(7)
+    cams = [camera("A", 20.0), camera("B", -50.0)]
+    obs = [observe(c, lambda t: crossing(t, depth_m), rng) for c in cams]
+    for subj, (_, _, truth, other) in zip(choose(obs, cams), obs):
+        assert frames_on(subj, other) <= 2  # at most a frame or two where both overlap exactly
+        assert frames_on(subj, truth) >= 0.97 * int(np.sum(subj[:, :, 2].max(1) > 0))
+
+
+def test_hint_picks_the_person_at_a_point():
+    rng = np.random.default_rng(0)
+    cam = camera("A", 20.0)
+    t, people, truth, other = observe(cam, lambda t: circling(t, 1.5, 1.0), rng)
+    tracks = link_tracks(people, 0.35, 60)
+    for who in (truth, other):
+        f = int(np.flatnonzero(np.isfinite(who[:, 0, 0]) & (who[:, :, 0].min(1) > 0))[10])
+        point = tuple(np.nanmean(who[f], axis=0))
+        k = hinted_track(tracks, t, point, t[f])
+        assert k is not None and frames_on(tracks[:, k], who) > 100
+    assert hinted_track(tracks, t, (5.0, 5.0), 1.0) is None  # a corner where nobody is
