@@ -110,32 +110,54 @@ SEGMENTS = [  # (from, to, radius_m, BGR colour)
 ]
 
 
+TORSO = (70, 110, 30)
+TORSO_OUTLINE = {TORSO: (50, 80, 20)}
+
+
 def render(frame_pts: np.ndarray, R: np.ndarray, t: np.ndarray, background: np.ndarray) -> np.ndarray:
+    """One figure, (20, 3) keypoints in metres, drawn over ``background``."""
+    return render_people([frame_pts], R, t, background)
+
+
+def render_people(people_pts: list[np.ndarray], R: np.ndarray, t: np.ndarray, background: np.ndarray,
+                  torso_colours: list[tuple[int, int, int]] | None = None) -> np.ndarray:
+    """Several figures, each (20, 3) keypoints in metres, their parts drawn far to near so that one
+    person hides another as they would."""
     img = background.copy()
-    k = {name: i for i, name in enumerate(KEYPOINTS)}
-    uv, depth = project(frame_pts, R, t)
     items = []
-    for a, b, radius, colour in SEGMENTS:
-        d = 0.5 * (depth[k[a]] + depth[k[b]])
-        items.append((d, "seg", (a, b, radius, colour)))
-    torso = ["RShoulder", "LShoulder", "LHip", "RHip"]
-    items.append((float(np.mean([depth[k[n]] for n in torso])), "torso", torso))
-    head = frame_pts[k["Neck"]] + np.array([0.0, 0.13, 0.0])
-    items.append((float(project(head, R, t)[1]), "head", head))
-    for _, kind, data in sorted(items, key=lambda x: -x[0]):  # far to near
+    for n, pts in enumerate(people_pts):
+        items += _figure_items(pts, R, t, (torso_colours or [TORSO] * len(people_pts))[n])
+    k = {name: i for i, name in enumerate(KEYPOINTS)}
+    for _, kind, data, uv, depth in sorted(items, key=lambda x: -x[0]):  # far to near
         if kind == "seg":
             a, b, radius, colour = data
             width = max(2, int(2 * radius * FOCAL_PX / (0.5 * (depth[k[a]] + depth[k[b]]))))
             p, q = uv[k[a]].round().astype(int), uv[k[b]].round().astype(int)
             cv2.line(img, tuple(p), tuple(q), colour, width, cv2.LINE_AA)
         elif kind == "torso":
-            poly = np.array([uv[k[n]] for n in data]).round().astype(np.int32)
-            cv2.fillConvexPoly(img, poly, (70, 110, 30), cv2.LINE_AA)
-            cv2.polylines(img, [poly], True, (50, 80, 20), 8, cv2.LINE_AA)
+            names, colour = data
+            poly = np.array([uv[k[n]] for n in names]).round().astype(np.int32)
+            cv2.fillConvexPoly(img, poly, colour, cv2.LINE_AA)
+            cv2.polylines(img, [poly], True, TORSO_OUTLINE.get(colour, tuple(int(0.7 * c) for c in colour)), 8, cv2.LINE_AA)
         else:
             c, d = project(data, R, t)
             cv2.circle(img, tuple(c.round().astype(int)), int(0.11 * FOCAL_PX / d), (120, 160, 210), -1, cv2.LINE_AA)
     return img
+
+
+def _figure_items(frame_pts: np.ndarray, R: np.ndarray, t: np.ndarray, torso_colour) -> list[tuple]:
+    """(depth, kind, data, uv, depth per keypoint) of one figure's parts."""
+    k = {name: i for i, name in enumerate(KEYPOINTS)}
+    uv, depth = project(frame_pts, R, t)
+    items = []
+    for a, b, radius, colour in SEGMENTS:
+        d = 0.5 * (depth[k[a]] + depth[k[b]])
+        items.append((d, "seg", (a, b, radius, colour), uv, depth))
+    torso = ["RShoulder", "LShoulder", "LHip", "RHip"]
+    items.append((float(np.mean([depth[k[n]] for n in torso])), "torso", (torso, torso_colour), uv, depth))
+    head = frame_pts[k["Neck"]] + np.array([0.0, 0.13, 0.0])
+    items.append((float(project(head, R, t)[1]), "head", head, uv, depth))
+    return items
 
 
 def background(R: np.ndarray, t: np.ndarray) -> np.ndarray:

@@ -48,6 +48,7 @@ N_WITH_AUX = 35  # + hip centre and scale point, which place a region as the det
 # Outputs of the landmark model: landmarks, pose flag, segmentation, heatmap, world landmarks. The
 # segmentation mask and world landmarks are not used, so their branches are not run.
 LANDMARK_UNUSED_OUTPUTS = (2, 4)
+MASK_MARGIN = 0.15  # around a found person's landmarks when hiding them from the next detector pass
 
 
 def model_files() -> tuple[Path, Path]:
@@ -219,19 +220,27 @@ class BlazePoseTorch:
         # available everywhere; on the CPU it crashes): only the crops are cast.
         return t.to(self.device).permute(0, 3, 1, 2).float()
 
-    @torch.inference_mode()
-    def detect(self, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Person detections of (B, 3, H, W) images -> frame index (n,), score (n,), alignment points (n, 4, 2)
-        relative to the image."""
+    def letterbox(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) 0..255 -> (B, 3, 224, 224) detector input, -1..1: MediaPipe's letterbox, the whole
+        frame as a square of its long side around its centre, zero border."""
         b, _, h, w = images.shape
         side = float(max(w, h))
-        # The whole frame as a square region of the long side around its centre: MediaPipe's letterbox.
         roi = torch.tensor([[w / 2, h / 2, side, 0.0]], device=self.device, dtype=torch.float32).expand(b, 4)
-        grid = roi_grid(roi, DETECTOR_SIZE, w, h)
-        x = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+        x = F.grid_sample(images, roi_grid(roi, DETECTOR_SIZE, w, h), mode="bilinear", padding_mode="zeros",
+                          align_corners=True)
         # MediaPipe warps the 8-bit image into an 8-bit tensor: rounding the samples the same way matters,
         # since the detector's alignment points, and with them the crops, follow tiny input changes.
-        x = torch.round(x) / 127.5 - 1.0
+        return torch.round(x) / 127.5 - 1.0
+
+    @torch.inference_mode()
+    def detect(self, images: torch.Tensor, x: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Person detections of (B, 3, H, W) images -> frame index (n,), score (n,), alignment points (n, 4, 2)
+        relative to the image. ``x``: the detector input when already made (``letterbox``, maybe masked)."""
+        h, w = images.shape[-2:]
+        side = float(max(w, h))
+        if x is None:
+            x = self.letterbox(images)
+        b = x.shape[0]
         raw_boxes, raw_scores = self.detector(x.permute(0, 2, 3, 1).to(self.dtype).contiguous())
         boxes = decode_boxes(raw_boxes.float(), self.anchors).cpu().numpy()
         scores = torch.sigmoid(raw_scores.float().clamp(-100, 100))[..., 0].cpu().numpy()
@@ -293,13 +302,12 @@ class BlazePoseTorch:
             out[sel] = F.grid_sample(src, grid[sel], mode="bilinear", padding_mode="border", align_corners=True)
         return out
 
-    def __call__(self, frames) -> Detections:
-        images = self._images(frames)
+    def _people(self, images: torch.Tensor, frame: np.ndarray, score: np.ndarray, points: np.ndarray) -> Detections:
+        """Landmarks of detections (frame, score, alignment points), with the optional refining passes."""
         h, w = images.shape[-2:]
-        frame, score, points = self.detect(images)
         roi = detection_roi(points, w, h).astype(np.float32)
         if not len(roi):
-            return Detections(frame, score, roi, np.zeros((0, N_LANDMARKS, 4), np.float32), np.zeros(0, np.float32))
+            return Detections(frame, score, roi, np.zeros((0, N_WITH_AUX, 4), np.float32), np.zeros(0, np.float32))
         lm, flag = self.landmarks(images, frame, roi)
         for _ in range(self.refine_passes):
             # The region again, placed by the landmark model's own auxiliary points (as MediaPipe's tracking
@@ -307,4 +315,45 @@ class BlazePoseTorch:
             roi = detection_roi(lm[:, N_LANDMARKS:, :2] / np.array([w, h], np.float32), w, h).astype(np.float32)
             lm, flag = self.landmarks(images, frame, roi)
         keep = flag >= self.min_presence
-        return Detections(frame[keep], score[keep], roi[keep], lm[keep, :N_LANDMARKS], flag[keep])
+        return Detections(frame[keep], score[keep], roi[keep], lm[keep], flag[keep])
+
+    def _mask(self, x: torch.Tensor, people: Detections, width: int, height: int) -> None:
+        """Black out (in place, -1 in the detector's range) each person's landmark box, 15 % margin, in the
+        letterboxed detector input x (B, 3, 224, 224): the next detector pass then finds whoever else is
+        there. The detector favours one person per picture, which is why MediaPipe's single-person
+        tracker misses bystanders unless the first person is hidden."""
+        side = float(max(width, height))
+        origin = np.array([width / 2 - side / 2, height / 2 - side / 2])
+        for f, lm in zip(people.frame, people.landmarks):
+            pts = lm[:N_LANDMARKS, :2]
+            lo, hi = pts.min(0), pts.max(0)
+            m = MASK_MARGIN * float(np.max(hi - lo))
+            u0, v0 = np.floor((lo - m - origin) / side * DETECTOR_SIZE).astype(int).clip(0, DETECTOR_SIZE)
+            u1, v1 = np.ceil((hi + m - origin) / side * DETECTOR_SIZE).astype(int).clip(0, DETECTOR_SIZE)
+            x[f, :, v0:v1, u0:u1] = -1.0
+
+    def __call__(self, frames) -> Detections:
+        images = self._images(frames)
+        h, w = images.shape[-2:]
+        x = self.letterbox(images)
+        found: list[Detections] = []
+        active = np.arange(images.shape[0])
+        for _ in range(self.max_people):
+            frame, score, points = self.detect(images, x[active])
+            people = self._people(images, active[frame], score, points)
+            if not len(people.frame):
+                break
+            found.append(people)
+            self._mask(x, people, w, h)
+            counts = np.bincount(np.concatenate([p.frame for p in found]), minlength=images.shape[0])
+            # frames that found someone new and have room for more
+            active = np.unique(people.frame[counts[people.frame] < self.max_people])
+            if not len(active):
+                break
+        if not found:
+            return Detections(np.zeros(0, int), np.zeros(0, np.float32), np.zeros((0, 4), np.float32),
+                              np.zeros((0, N_LANDMARKS, 4), np.float32), np.zeros(0, np.float32))
+        cat = [np.concatenate([getattr(p, k) for p in found]) for k in ("frame", "score", "roi", "landmarks", "presence")]
+        order = np.lexsort((-cat[1], cat[0]))  # by frame, most confident first
+        frame, score, roi, lm, flag = (c[order] for c in cat)
+        return Detections(frame, score, roi, lm[:, :N_LANDMARKS], flag)

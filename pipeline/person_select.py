@@ -104,8 +104,13 @@ def link_tracks(people: np.ndarray, max_distance: float = 0.35, max_gap_frames: 
             # people crossing keep their own tracks instead of swapping where their poses overlap.
             predicted = tr["pose"].copy()
             predicted[:, :2] += tr["velocity"] * min(f - tr["last_frame"], MAX_PREDICT_FRAMES)
+            size_t = body_size(predicted[None])[0]
             for j, p in enumerate(dets):
-                cost[i, j] = pose_distance(predicted, people[f, p]) + stale
+                # a person's size in the picture changes little from frame to frame: someone passing in
+                # front (much bigger) is not the subject they hide, even where their keypoints overlap
+                size_d = body_size(people[f, p][None])[0]
+                resize = abs(np.log(size_d / size_t)) if size_t > 0 and size_d > 0 else 0.0
+                cost[i, j] = pose_distance(predicted, people[f, p]) + stale + resize
         matched: set[int] = set()
         if alive and dets:
             finite = np.where(np.isfinite(cost), cost, 1e6)

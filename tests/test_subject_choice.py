@@ -85,25 +85,28 @@ def circling_scene(seed: int):
     return cams, [observe(c, lambda t: circling(t, radius, phase), rng) for c in cams]
 
 
-# Of seeds 0-11, the previous version (movement only, linking without prediction) followed the walker
-# in 2, 3, 6, 7 and 11 (in 2 and 6 for the whole trial in both cameras). Over seeds 0-39 this version
-# fails in two: 34 (below) and 39 (9 of 317 frames on the walker in camera A).
-@pytest.mark.parametrize("seed", range(12))
+def subject_kept(cams, obs) -> bool:
+    """The chosen track is the subject in >= 95 % of its frames and the walker in <= 2 %, both cameras."""
+    for subj, (_, _, truth, other) in zip(choose(obs, cams), obs):
+        present = int(np.sum(subj[:, :, 2].max(1) > 0))
+        if frames_on(subj, other) > 0.02 * present or frames_on(subj, truth) < 0.95 * present or present < 250:
+            return False
+    return True
+
+
+# Over seeds 0-39 the previous version (movement only; linking without prediction or size continuity)
+# kept the subject in 15: it followed the walker for the whole trial (both cameras) or switched to
+# them while they passed in front. This version keeps the subject in all 40 (the slow test below).
+@pytest.mark.parametrize("seed", range(8))
 def test_subject_kept_when_someone_walks_around_them(seed):
     cams, obs = circling_scene(seed)
-    for with_geometry in (None, cams):
-        for subj, (_, _, truth, other) in zip(choose(obs, with_geometry), obs):
-            present = int(np.sum(subj[:, :, 2].max(1) > 0))
-            assert frames_on(subj, other) <= 0.02 * present
-            assert frames_on(subj, truth) >= 0.95 * present and present > 250
+    assert subject_kept(None, obs) and subject_kept(cams, obs)
 
 
-@pytest.mark.xfail(strict=True, reason="a walker circling at 1.0 m, framed nearly as centrally as the subject "
-                   "(these cameras aim 0.5 m beside the subject) and moving more alike across views, is chosen; "
-                   "subject.seen_at is the remedy")
-def test_known_failure_close_circler_framed_like_the_subject():
-    cams, obs = circling_scene(34)
-    assert all(frames_on(s, o[2]) > 250 for s, o in zip(choose(obs, cams), obs))
+@pytest.mark.slow
+def test_subject_kept_in_40_walks_around_them():
+    kept = [subject_kept(*circling_scene(seed)) for seed in range(40)]
+    assert all(kept), [i for i, k in enumerate(kept) if not k]
 
 
 def test_movement_alone_follows_the_walker():
@@ -111,6 +114,7 @@ def test_movement_alone_follows_the_walker():
     no framing) follows the walker in both cameras for the whole trial."""
     cams, obs = circling_scene(2)
     assert all(frames_on(s, o[3]) > 100 and frames_on(s, o[2]) == 0 for s, o in zip(choose(obs, cams, framing=False), obs))
+    assert subject_kept(cams, obs)
 
 
 @pytest.mark.parametrize("depth_m", [1.0, -1.2])
@@ -134,3 +138,51 @@ def test_hint_picks_the_person_at_a_point():
         k = hinted_track(tracks, t, point, t[f])
         assert k is not None and frames_on(tracks[:, k], who) > 100
     assert hinted_track(tracks, t, (5.0, 5.0), 1.0) is None  # a corner where nobody is
+
+
+@pytest.fixture(scope="module", params=["circle", "cross"])
+def rendered_two_people(request, tmp_path_factory):
+    """The demo's subject squatting while a second person walks round them or crosses in front, rendered
+    (demo/two_people.py) for the demo's two phones."""
+    from demo.two_people import make_session
+
+    root = tmp_path_factory.mktemp(f"two_{request.param}")
+    make_session(root, request.param)
+    return root
+
+
+def _subject_frames(root, backend: str) -> list[tuple[int, int, int]]:
+    """(frames found, frames on the subject, frames on the other person) per camera after keypoints."""
+    import shutil
+
+    from pipeline.keypoints2d import read_keypoints_csv
+    from pipeline.orchestrate import run_session
+
+    run_dir = root.parent / f"{root.name}_{backend}"
+    shutil.copytree(root, run_dir)
+    run_session(run_dir, overrides={"run": {"stages": ["frames", "keypoints"]}, "keypoints": {"backend": backend}},
+                show_progress=False)
+    truth = np.load(run_dir / "truth.npz")
+    out = []
+    for cam in ("cam1", "cam2"):
+        t, kp = read_keypoints_csv(run_dir / "output" / "squats" / "keypoints" / f"{cam}.csv")
+        seen = kp[..., 2] >= 0.5
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            d = [np.nanmedian(np.where(seen, np.linalg.norm(kp[..., :2] - truth[f"{who}_{cam}"][:len(t)], axis=-1), np.nan), 1)
+                 for who in ("subject", "other")]
+        found = np.isfinite(d[0])
+        out.append((int(found.sum()), int(np.sum(d[0] < 25)), int(np.sum((d[1] < 25) & ~(d[0] < 25)))))
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["mediapipe", "blazepose-torch"])
+def test_rendered_second_person_never_taken_for_the_subject(rendered_two_people, backend):
+    """With a real detector on rendered video: the subject's keypoints are the subject's in every frame
+    they are found (the previous version took the person passing in front for the subject in 15 and 1
+    frames of the circling walk, and in 4 and 10 of the crossing, where it also lost the subject for half
+    of camera 2)."""
+    for found, on_subject, on_other in _subject_frames(rendered_two_people, backend):
+        # (a frame or two during the crossing may be neither: the detector's points smeared over both)
+        assert on_other == 0 and on_subject >= found - 2 and found > 0.8 * 170
