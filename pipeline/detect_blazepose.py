@@ -33,16 +33,19 @@ def frame_batches(path: str | Path, batch: int) -> Iterator[np.ndarray]:
 
     def decode() -> None:
         try:
-            buf = []
+            buf, n = None, 0
             for fr in iter_frames(path):
                 if stop.is_set():
                     return
-                buf.append(cv2.cvtColor(fr.image, cv2.COLOR_BGR2RGB))
-                if len(buf) == batch:
-                    q.put(np.stack(buf))
-                    buf = []
-            if buf:
-                q.put(np.stack(buf))
+                if buf is None:  # each frame converted straight into its batch (stacking copies cost more than decoding)
+                    buf = np.empty((batch,) + fr.image.shape, np.uint8)
+                cv2.cvtColor(fr.image, cv2.COLOR_BGR2RGB, dst=buf[n])
+                n += 1
+                if n == batch:
+                    q.put(buf)
+                    buf, n = None, 0
+            if n:
+                q.put(buf[:n])
             q.put(_END)
         except BaseException as exc:  # handed to the consumer, which raises it
             q.put(exc)
