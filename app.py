@@ -47,7 +47,7 @@ def cmd_people(args: argparse.Namespace) -> int:
 
     overrides = _overrides(args)
     overrides.setdefault("run", {})["stages"] = ["frames", "keypoints"]
-    result = run_session(args.session, args.trial, None, overrides, False if args.no_progress else None)
+    result = run_session(args.session, args.trial, None, overrides, False if args.no_progress else None, judge=False)
     for report in sorted(Path(args.session).glob("output/*/keypoints/keypoints.json")):
         trial = report.parent.parent.name
         if args.trial and trial not in args.trial:

@@ -49,10 +49,12 @@ def run_session(
     overrides: dict[str, Any] | None = None,
     show_progress: bool | None = None,
     wait: bool = False,
+    judge: bool = True,
 ) -> SessionRun:
     """Run a session's trials; raises SessionError (bad input) before anything runs, and RunRefused
     (pipeline/lock.py) when the output folder cannot be written or another run holds the session
-    (``wait``: wait for it instead)."""
+    (``wait``: wait for it instead). ``judge=False`` (a look at a few stages, `app.py people`) leaves
+    the verdicts, summary.json and the report of the last full run as they are."""
     session = load_session(root, overrides)
     if trials:
         for name in trials:
@@ -67,6 +69,8 @@ def run_session(
         for w in session.warnings:
             log.warning("warning: %s", w)
         outcomes = Runner(session, stages, show_progress).run(trials, force_from)
+        if not judge:
+            return SessionRun(session.root, outcomes, {})
         verdicts = {}
         for name in dict.fromkeys(o.trial for o in outcomes):
             verdicts[name] = trial_verdict(session.output_dir, name, session.trial(name).kind, outcomes,

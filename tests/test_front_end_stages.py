@@ -293,6 +293,7 @@ def test_people_listing_and_seen_at_hint_choose_who_is_the_subject(demo_copy):
     (demo_copy / "session.yaml").write_text(yaml.safe_dump(doc))
     res = app("people", str(demo_copy), "--trial", "squats", "--no-progress")
     assert res.returncode == 0, res.stderr
+    assert not (demo_copy / "output" / "summary.json").exists()  # a look, not a run: no verdicts, no report
     out = demo_copy / "output" / "squats" / "keypoints"
     assert "cam1: 2 people, picture" in res.stdout and (out / "people_cam1.png").stat().st_size > 10_000
     seen = json.loads((out / "keypoints.json").read_text())["cameras"]["cam1"]["people_seen"]["people"]
