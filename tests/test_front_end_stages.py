@@ -281,6 +281,7 @@ def test_blazepose_torch_keypoints_on_demo_near_the_truth(demo_copy):
     assert log.read_text().count("detections reused") == 2
 
 
+@pytest.mark.slow
 def test_people_listing_and_seen_at_hint_choose_who_is_the_subject(demo_copy):
     """`app.py people` lists both people with a picture and the line that picks each; written into
     session.yaml, the bystander's line makes the bystander the subject in that camera and, through
