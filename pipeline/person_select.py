@@ -58,6 +58,17 @@ def body_size(kp: np.ndarray, min_conf: float = 0.3) -> np.ndarray:
     return size
 
 
+def resize(a: np.ndarray, b: np.ndarray, min_conf: float = 0.3) -> float:
+    """|log| of the size ratio of two detections, measured on the keypoints confident in both as the
+    median distance from their median point, so that neither one wild keypoint nor a keypoint seen in
+    only one of them changes it (a bounding box does). a, b: (K, 3); 0 with fewer than 3 in common."""
+    ok = (a[:, 2] >= min_conf) & (b[:, 2] >= min_conf)
+    if ok.sum() < 3:
+        return 0.0
+    sa, sb = (float(np.median(np.linalg.norm(p[ok, :2] - np.median(p[ok, :2], axis=0), axis=1))) for p in (a, b))
+    return abs(float(np.log(sb / sa))) if sa > 0 and sb > 0 else 0.0
+
+
 def pose_distance(a: np.ndarray, b: np.ndarray, min_conf: float = 0.3) -> float:
     """Median distance of common confident keypoints over the larger body size, the smaller of b as
     labelled and b mirrored (a left/right flip is the same person; pipeline/swaps.py relabels it).
@@ -104,13 +115,10 @@ def link_tracks(people: np.ndarray, max_distance: float = 0.35, max_gap_frames: 
             # people crossing keep their own tracks instead of swapping where their poses overlap.
             predicted = tr["pose"].copy()
             predicted[:, :2] += tr["velocity"] * min(f - tr["last_frame"], MAX_PREDICT_FRAMES)
-            size_t = body_size(predicted[None])[0]
             for j, p in enumerate(dets):
                 # a person's size in the picture changes little from frame to frame: someone passing in
                 # front (much bigger) is not the subject they hide, even where their keypoints overlap
-                size_d = body_size(people[f, p][None])[0]
-                resize = abs(np.log(size_d / size_t)) if size_t > 0 and size_d > 0 else 0.0
-                cost[i, j] = pose_distance(predicted, people[f, p]) + stale + resize
+                cost[i, j] = pose_distance(predicted, people[f, p]) + stale + resize(predicted, people[f, p])
         matched: set[int] = set()
         if alive and dets:
             finite = np.where(np.isfinite(cost), cost, 1e6)
