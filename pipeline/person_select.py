@@ -1,8 +1,10 @@
 """Keep the subject: link each camera's detections into tracks, then choose the subject's track.
 
 Tracking: detections of consecutive frames are matched (Hungarian assignment) by the median distance
-of their common keypoints, relative to the person's size; a track survives gaps of up to
-``max_gap_frames`` so a subject lost for a moment is picked up again by the same track.
+of their common keypoints, relative to the person's size, to where each track's own velocity puts it,
+plus the change of size (a person's size in the picture hardly changes between frames); a track
+survives gaps of up to ``max_gap_frames`` so a subject lost for a moment is picked up again by the
+same track.
 
 Choice: per camera, tracks are scored by coverage (share of frames) x size (median body height
 over image height) x mean confidence x framing (how near the image's vertical centre line the
@@ -100,7 +102,9 @@ def link_tracks(people: np.ndarray, max_distance: float = 0.35, max_gap_frames: 
     people: (frames, P, K, 3) detections, confidence 0 where a slot is empty.
     returns: (frames, T, K, 3) one slot per track, NaN / 0 where the track has no detection.
     A track that missed frames costs a little more to match (0.005 body heights per frame), so a
-    detection continues the most recently seen of two similar tracks.
+    detection continues the most recently seen of two similar tracks. Each track's pose is carried on by
+    its velocity (at most ``MAX_PREDICT_FRAMES``) and a detection of another size costs |log size ratio|
+    (``resize``): two people crossing, or one passing in front of the other, keep their own tracks.
     """
     n_frames = people.shape[0]
     tracks: list[dict] = []  # last pose, its velocity (px/frame), last frame, frames {frame: slot}
