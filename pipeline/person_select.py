@@ -29,6 +29,9 @@ from models.keypoints import mirror_index
 MIRROR = mirror_index()
 # A track's pose is carried on by its velocity for at most this many frames of a gap.
 MAX_PREDICT_FRAMES = 5
+# Size changes up to this |log ratio| between matched detections cost nothing (arms raised, a limb
+# found or lost): only a clearly other size (someone passing in front) counts.
+RESIZE_FREE = 0.15
 
 
 @dataclass
@@ -68,7 +71,7 @@ def resize(a: np.ndarray, b: np.ndarray, min_conf: float = 0.3) -> float:
     if ok.sum() < 3:
         return 0.0
     sa, sb = (float(np.median(np.linalg.norm(p[ok, :2] - np.median(p[ok, :2], axis=0), axis=1))) for p in (a, b))
-    return abs(float(np.log(sb / sa))) if sa > 0 and sb > 0 else 0.0
+    return max(abs(float(np.log(sb / sa))) - RESIZE_FREE, 0.0) if sa > 0 and sb > 0 else 0.0
 
 
 def pose_distance(a: np.ndarray, b: np.ndarray, min_conf: float = 0.3) -> float:
