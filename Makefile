@@ -4,9 +4,18 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv demo test test-fast bench clean
+RAY_STAMP := $(VENV)/.installed-ray
+
+.PHONY: venv venv-ray demo test test-fast bench clean
 
 venv: $(STAMP)
+
+# Optional: Ray for `app.py batch --engine ray` (make test installs it too: its tests use a local cluster).
+venv-ray: $(RAY_STAMP)
+
+$(RAY_STAMP): $(STAMP) requirements-ray.txt
+	$(PY) -m pip install --quiet -r requirements-ray.txt -c constraints.txt
+	touch $@
 
 # Pinned install: requirements.txt holds what we use, constraints.txt the exact version of
 # everything it pulls in; mediapipe goes in with --no-deps so it cannot add jax or a second OpenCV.
@@ -20,7 +29,7 @@ $(STAMP): requirements.txt requirements-nodeps.txt constraints.txt
 demo: venv
 	$(PY) app.py demo
 
-test: venv
+test: venv-ray
 	$(PY) -m pytest
 
 test-fast: venv

@@ -119,8 +119,21 @@ def cmd_batch(args: argparse.Namespace) -> int:
     if not root.is_dir():
         print(f"{root}: folder not found", file=sys.stderr)
         return EXIT_BAD_INPUT
-    entries = run_batch(root, run_session, force_from=args.from_stage, overrides=_overrides(args),
-                        show_progress=False if args.no_progress else None)
+    if args.engine == "ray":
+        from sessions.batch_ray import EngineError, print_progress, run_batch_ray
+
+        try:
+            entries = run_batch_ray(root, args.address, args.from_stage, _overrides(args),
+                                    show_progress=not args.no_progress, report=print_progress)
+        except EngineError as exc:
+            print(f"batch --engine ray: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+    else:
+        if args.address:
+            print("batch: --address is for --engine ray", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        entries = run_batch(root, run_session, force_from=args.from_stage, overrides=_overrides(args),
+                            show_progress=False if args.no_progress else None)
     print(format_batch(entries))
     if not entries:
         return EXIT_BAD_INPUT
@@ -393,6 +406,11 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("batch", help="run every session found under a folder, with a summary")
     b.add_argument("root", help="folder searched recursively for session.yaml files")
     b.add_argument("--from", dest="from_stage", metavar="STAGE", help="re-run this stage and every later one")
+    b.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local: sessions one after another in this process (default); ray: trials and cameras as "
+                        "parallel tasks on a Ray cluster (README: Batches on Ray)")
+    b.add_argument("--address", metavar="ADDRESS", help="with --engine ray: an existing cluster (e.g. 10.0.0.5:6379, or "
+                   "auto); without it a local cluster is started on this machine and stopped at the end")
     with_set(b)
     with_progress(b)
     b.set_defaults(func=cmd_batch)

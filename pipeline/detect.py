@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import queue as queue_mod
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +111,26 @@ def resolve_backend(cfg: dict[str, Any]) -> str:
     return "blazepose-torch" if torch.cuda.is_available() else "mediapipe"
 
 
+def load_cached_detections(path: Path, key: str) -> np.ndarray | None:
+    """The cached detections in ``path`` if they were made under ``key``; None if absent, of other
+    settings, or unreadable (a copy cut short is detected again, not trusted)."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path) as z:
+            return z["people"] if str(z["key"]) == key else None
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None
+
+
+def store_detections(path: Path, people: np.ndarray, key: str) -> None:
+    """Write the detection cache through a file of this process's own, renamed into place when
+    complete, so a process killed while writing never leaves a partial cache behind."""
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.npz")
+    np.savez_compressed(tmp, people=people, key=key)
+    tmp.replace(path)
+
+
 def detect_all(ctx: StageContext, cams: list[str], cfg: dict[str, Any]) -> dict[str, np.ndarray]:
     """Detections of every camera by the backend ``cfg['backend']`` (resolved), from the cache where
     possible; MediaPipe in parallel worker processes, blazepose-torch in this process."""
@@ -125,12 +146,11 @@ def detect_all(ctx: StageContext, cams: list[str], cfg: dict[str, Any]) -> dict[
                                   f"{cfg['backend']}; use its 2D keypoint files with keypoints.backend: json, or add the video")
         key = _cache_key(path, ctx.session.root, cfg, device)
         cached = cache_dir / f"{cam}.npz"
-        if cached.is_file():
-            with np.load(cached) as z:
-                if str(z["key"]) == key:
-                    result[cam] = z["people"]
-                    ctx.log.info("%s: detections reused from %s", cam, cached)
-                    continue
+        people = load_cached_detections(cached, key)
+        if people is not None:
+            result[cam] = people
+            ctx.log.info("%s: detections reused from %s", cam, cached)
+            continue
         todo[cam] = (path, key)
     if not todo:
         return result
@@ -141,7 +161,7 @@ def detect_all(ctx: StageContext, cams: list[str], cfg: dict[str, Any]) -> dict[
 
     def store(cam: str, people: np.ndarray) -> None:
         # Cached as soon as a camera is done: a later camera's failure does not lose it.
-        np.savez_compressed(cache_dir / f"{cam}.npz", people=people, key=todo[cam][1])
+        store_detections(cache_dir / f"{cam}.npz", people, todo[cam][1])
         result[cam] = people
 
     bars = {str(path): tqdm(desc=f"{ctx.trial.name}/{cam} keypoints", unit="fr", leave=False, disable=not ctx.show_progress)
@@ -195,7 +215,7 @@ def detect_torch(ctx: StageContext, todo: dict[str, tuple[Path, str]], device: s
             except VideoError as exc:
                 raise StageInputError(str(exc)) from None
         # Cached as soon as a camera is done: a later camera's failure does not lose it.
-        np.savez_compressed(cache_dir / f"{cam}.npz", people=people, key=key)
+        store_detections(cache_dir / f"{cam}.npz", people, key)
         result[cam] = people
     return result
 
@@ -447,3 +467,23 @@ def run_keypoints(ctx: StageContext) -> None:
                        subject_coverage={c: r["subject_coverage"] for c, r in report["cameras"].items()},
                        message="keypoints found in " + ", ".join(f"{c} {100 * v:.0f}%" for c, v in rates.items())
                        + f" of frames; subject chosen by {how}")
+
+
+def prefetch_detections(session: Any, trial_name: str, cam: str, show_progress: bool = False) -> str:
+    """Detect one camera of a trial into the detection cache exactly as the keypoints stage would, so
+    the stage then reuses them (the Ray engine runs one such task per camera, where a GPU is when the
+    cluster has one). Returns what happened; problems are left for the keypoints stage to report."""
+    trial = session.trial(trial_name)
+    cfg = session.config["keypoints"]
+    if cfg["backend"] not in BACKENDS:
+        return "left to the keypoints stage (unknown backend)"
+    cfg = {**cfg, "backend": resolve_backend(cfg)}
+    if cfg["backend"] == "json" or cam not in trial.videos:
+        return f"nothing to detect ({cfg['backend']})"
+    ctx = StageContext(session, trial, session.config, session.output_dir / trial.name / ".keypoints.prefetch", show_progress)
+    try:
+        detect_all(ctx, [cam], cfg)
+    except (StageInputError, VideoError) as exc:
+        ctx.log.info("%s/%s: detection left to the keypoints stage: %s", trial.name, cam, exc)
+        return "left to the keypoints stage"
+    return f"detected ({cfg['backend']})"

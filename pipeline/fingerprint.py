@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 
@@ -40,11 +41,19 @@ class DigestCache:
         return sha
 
     def save(self) -> None:
+        """Write the cache, merged with what other processes of the same session saved meanwhile (the
+        Ray engine runs a session's trials in parallel), through a file of this process's own."""
         if self._dirty:
             self.cache_file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.cache_file.with_suffix(".part")
-            tmp.write_text(json.dumps(self._entries))
+            try:
+                on_disk = json.loads(self.cache_file.read_text()) if self.cache_file.is_file() else {}
+            except (json.JSONDecodeError, OSError):
+                on_disk = {}
+            entries = {**on_disk, **self._entries} if isinstance(on_disk, dict) else self._entries
+            tmp = self.cache_file.with_name(f"{self.cache_file.name}.{os.getpid()}.part")
+            tmp.write_text(json.dumps(entries))
             tmp.replace(self.cache_file)
+            self._entries = entries
             self._dirty = False
 
 

@@ -52,42 +52,62 @@ def _holder(fh) -> str:
 
 
 @contextmanager
-def session_lock(output_dir: Path, wait: bool = False, poll_s: float = 0.5) -> Iterator[Path]:
+def session_lock(output_dir: Path, wait: bool = False, poll_s: float = 0.5, shared: bool = False) -> Iterator[Path]:
     """Hold ``output_dir/.lock`` for the block; RunRefused at once if another process holds it
-    (``wait``: wait until it is free instead)."""
+    (``wait``: wait until it is free instead). ``shared``: a part of a run split over processes
+    (sessions/batch_ray.py) holds it shared with the run's other parts, so a whole-session run is
+    refused while any part runs, and the other way round."""
     path = Path(output_dir) / LOCK_NAME
+    busy = f"{Path(output_dir).parent}: {{holder}} is using this session; wait until it finishes (or run with --wait), or stop that process. The lock file is {path}"
+    with _hold(path, wait, poll_s, shared, busy):
+        yield path
+
+
+@contextmanager
+def trial_lock(output_dir: Path, trial: str, wait: bool = False, poll_s: float = 0.5) -> Iterator[Path]:
+    """Hold ``output_dir/.lock.<trial>`` exclusively: one part of a split run works on a trial at a time."""
+    path = Path(output_dir) / f"{LOCK_NAME}.{trial}"
+    busy = f"{Path(output_dir).parent}: {{holder}} is working on trial {trial!r}; wait until it finishes, or stop that process. The lock file is {path}"
+    with _hold(path, wait, poll_s, False, busy):
+        yield path
+
+
+@contextmanager
+def _hold(path: Path, wait: bool, poll_s: float, shared: bool, busy: str) -> Iterator[None]:
     try:
         fh = open(path, "a+", encoding="utf-8")
     except OSError as exc:
-        raise RunRefused(f"{path}: cannot create the run lock ({exc.strerror}); make {output_dir} writable") from None
+        raise RunRefused(f"{path}: cannot create the run lock ({exc.strerror}); make {path.parent} writable") from None
     waited = False
+    mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
     try:
         while True:
             try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fh, mode | fcntl.LOCK_NB)
                 break
             except OSError as exc:
                 if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
                     raise RunRefused(f"{path}: cannot lock ({exc.strerror})") from None
                 if not wait:
-                    raise RunRefused(f"{output_dir.parent}: {_holder(fh)} is using this session; wait until it "
-                                     f"finishes (or run with --wait), or stop that process. The lock file is {path}") from None
+                    raise RunRefused(busy.format(holder=_holder(fh))) from None
                 if not waited:
-                    print(f"{output_dir.parent}: {_holder(fh)} is using this session; waiting for it to finish ...",
+                    print(busy.format(holder=_holder(fh)).split(";")[0] + "; waiting for it to finish ...",
                           file=sys.stderr, flush=True)
                     waited = True
                 time.sleep(poll_s)
-        fh.seek(0)
-        fh.truncate()
-        fh.write(json.dumps({"pid": os.getpid(), "host": os.uname().nodename,
-                             "started": time.strftime("%Y-%m-%d %H:%M:%S")}) + "\n")
-        fh.flush()
-        try:
-            yield path
-        finally:
+        me = {"pid": os.getpid(), "host": os.uname().nodename, "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+        if not shared:  # shared holders leave the file alone (several hold it at once)
             fh.seek(0)
-            fh.truncate()  # the file stays (removing it would race a waiting run); nobody holds it now
+            fh.truncate()
+            fh.write(json.dumps(me) + "\n")
             fh.flush()
+        try:
+            yield
+        finally:
+            if not shared:
+                fh.seek(0)
+                fh.truncate()  # the file stays (removing it would race a waiting run); nobody holds it now
+                fh.flush()
             fcntl.flock(fh, fcntl.LOCK_UN)
     finally:
         fh.close()

@@ -226,11 +226,16 @@ class Runner:
         }
         return digest_json(parts), parts
 
-    def run_trial(self, trial: Trial, force_from: str | None = None) -> list[Outcome]:
+    def run_trial(self, trial: Trial, force_from: str | None = None, only: Iterable[str] | None = None) -> list[Outcome]:
+        """Run the stages of ``trial`` (only those named in ``only``, when given: the others' statuses
+        come from ``known`` outcomes given to ``run``)."""
         outcomes: list[Outcome] = []
         forcing = False
+        only = None if only is None else set(only)
         for stage in self.stages:
             forcing = forcing or stage.name == force_from
+            if only is not None and stage.name not in only:
+                continue
             outcome = self._run_stage(stage, trial, forcing)
             self.status[(trial.name, stage.name)] = outcome.status
             outcomes.append(outcome)
@@ -330,17 +335,33 @@ class Runner:
         trials.sort(key=lambda t: t.kind != "static")
         return trials
 
-    def run(self, trial_names: list[str] | None = None, force_from: str | None = None) -> list[Outcome]:
+    def run(self, trial_names: list[str] | None = None, force_from: str | None = None, *,
+            only: Iterable[str] | None = None, known: Iterable[Outcome] = (), check_all: bool = True) -> list[Outcome]:
         """Run the trials (static trials first, so later trials can use their results), then make sure
-        no stage folder of any trial was made from outputs that are no longer current."""
+        no stage folder of any trial was made from outputs that are no longer current.
+
+        For work split over processes (sessions/batch_ray.py): ``only`` runs just these stages,
+        ``known`` are outcomes of stages run elsewhere in this run (what a stage here waits for),
+        and ``check_all=False`` leaves the consistency check of all trials to the caller, which makes
+        it once every part is done (``check_consistency``)."""
         if force_from is not None and force_from not in [s.name for s in self.stages]:
             raise ValueError(f"--from {force_from}: no such stage; stages are {[s.name for s in self.stages]}")
+        known = list(known)
+        for o in known:
+            self.status[(o.trial, o.stage)] = o.status
         outcomes: list[Outcome] = []
-        for trial in self.trials_to_run(trial_names):
-            outcomes += self.run_trial(trial, force_from)
+        # A part of a split run (``only``) runs exactly the trials it is given: the static trial has its own part.
+        trials = [self.session.trial(n) for n in trial_names or []] if only is not None else self.trials_to_run(trial_names)
+        for trial in trials:
+            outcomes += self.run_trial(trial, force_from, only)
+        if check_all:
+            self.check_consistency()
+        return outcomes
+
+    def check_consistency(self) -> None:
+        """Move aside stage folders made from outputs that are no longer current (all trials)."""
         for folder, reason in invalidate_inconsistent(self.session.output_dir, [t.name for t in self.session.trials]):
             self.log.warning("%s: moved aside, %s", folder, reason)
-        return outcomes
 
 
 # Text outputs that may name files by path (summaries, OpenSim setup files and logs).

@@ -36,19 +36,28 @@ def run_batch(root: str | Path, run_one: Callable[..., Any], **kwargs: Any) -> l
     entries: list[BatchEntry] = []
     for path in find_sessions(root):
         try:
-            result = run_one(path, **kwargs)
-            failed, unusable = result.failed_trials, result.unusable_trials
-            verdicts = {t: v.level for t, v in result.verdicts.items()}
-            status = "trial failed" if failed else "unusable" if unusable else "ok"
-            detail = ", ".join(failed) if failed else ", ".join(f"{t}: {v}" for t, v in verdicts.items())
-            entries.append(BatchEntry(path, status, detail, failed, verdicts))
-        except (SessionError, ConfigError) as exc:
-            entries.append(BatchEntry(path, "invalid", "; ".join(exc.problems)))
-        except RunRefused as exc:  # another run holds it, or its output folder is read-only
-            entries.append(BatchEntry(path, "refused", str(exc)))
+            entries.append(entry_from_run(path, run_one(path, **kwargs)))
         except Exception as exc:  # a crash in one session must not lose the others
-            entries.append(BatchEntry(path, "crashed", f"{type(exc).__name__}: {exc}"))
+            entries.append(entry_from_error(path, exc))
     return entries
+
+
+def entry_from_run(path: Path, result: Any) -> BatchEntry:
+    """A session's row from its SessionRun (pipeline/orchestrate.py)."""
+    failed, unusable = result.failed_trials, result.unusable_trials
+    verdicts = {t: v.level for t, v in result.verdicts.items()}
+    status = "trial failed" if failed else "unusable" if unusable else "ok"
+    detail = ", ".join(failed) if failed else ", ".join(f"{t}: {v}" for t, v in verdicts.items())
+    return BatchEntry(path, status, detail, failed, verdicts)
+
+
+def entry_from_error(path: Path, exc: BaseException) -> BatchEntry:
+    """A session's row when its run raised: bad input, refused, or a crash."""
+    if isinstance(exc, (SessionError, ConfigError)):
+        return BatchEntry(path, "invalid", "; ".join(exc.problems))
+    if isinstance(exc, RunRefused):  # another run holds it, or its output folder is read-only
+        return BatchEntry(path, "refused", str(exc))
+    return BatchEntry(path, "crashed", f"{type(exc).__name__}: {exc}")
 
 
 def format_batch(entries: list[BatchEntry]) -> str:

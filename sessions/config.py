@@ -223,6 +223,10 @@ RANGES: dict[str, Allowed] = {
     "analyse.asymmetry_min_deg": _at_least(0, "degrees"),
     "report.dpi": _at_least(50, "dots per inch", integer=True),
     "compare.max_shift_s": _at_least(0, "seconds; 0 = no time shift search"),
+    "batch.gpu_per_task": Allowed(0.0, 1.0, lo_open=True, note="a share of one GPU"),
+    "batch.cpus_per_task": Allowed(0.0, lo_open=True, note="CPUs"),
+    "batch.max_retries": _at_least(0, "retries", integer=True),
+    "batch.local_cpus": _at_least(0, "CPUs; 0 = all cores", integer=True),
 }
 # Pairs (low, high) that must keep their order.
 ORDERED = [("frames.min_fps", "frames.max_fps"), ("calibration.intrinsics_min_views", "calibration.intrinsics_max_views"),
