@@ -23,6 +23,7 @@ Run: .venv/bin/python bench/batch_throughput.py [--quick] [--sessions N] [--core
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import shutil
@@ -102,9 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cores-per-node", type=int, default=16, help="cores of each node in the projection")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
-    try:
-        import ray  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("ray") is None:  # not imported here: the local cluster's loopback switch is read at import
         print("batch_throughput: Ray is not installed (make venv-ray); skipped")
         return 0
     n = args.sessions or (2 if args.quick else 4)

@@ -267,7 +267,11 @@ def run_batch_ray(root: str | Path, address: str | None = None, force_from: str 
         stop = connect(address, cfg["local_cpus"])
         try:
             ray = _import_ray()
-            progress = ray.remote(BatchProgress).options(num_cpus=0).remote()
+            # On the driver's node, so a worker node that leaves does not take the live line with it.
+            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+            here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
+            progress = ray.remote(BatchProgress).options(num_cpus=0, scheduling_strategy=here, max_restarts=-1).remote()
             pending = {_submit(ray, s, parts, force_from, overrides, cfg, progress): path for path, (s, parts) in plans.items()}
             _collect(ray, pending, entries, progress, len(paths), report if show_progress else None)
         finally:
@@ -291,7 +295,10 @@ def _collect(ray: Any, pending: dict[Any, Path], entries: dict[Path, BatchEntry]
             except ray.exceptions.RayError as exc:  # a worker or node died more often than batch.max_retries
                 entries[path] = BatchEntry(path, "crashed", f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
         if report is not None:
-            started, finished = ray.get(progress.snapshot.remote())
+            try:
+                started, finished = ray.get(progress.snapshot.remote(), timeout=10)
+            except ray.exceptions.RayError:  # the live line is a convenience: never stop the batch for it
+                continue
             failed = sum(e.status != "ok" for e in entries.values())
             done = len(entries) - failed
             running = len(started - set(finished)) if pending else 0

@@ -184,3 +184,47 @@ def test_local_cluster_listens_on_loopback_only():
     ray_lines = [line for line in res.stdout.splitlines() if any(n in line for n in ("raylet", "gcs_server", "ray::", "python"))]
     assert ray_lines, res.stdout
     assert all(line.split()[3].startswith(("127.0.0.1:", "[::ffff:127.0.0.1]:")) for line in ray_lines), "\n".join(ray_lines)
+
+
+@pytest.mark.slow
+@needs_ray
+def test_node_leaving_mid_stage_is_retried_on_another(tmp_path):
+    """A real three-node cluster on this machine (Ray's cluster_utils: a head without CPUs and two
+    worker nodes); the node running the squats' back task is removed inside its compare stage."""
+    import threading
+
+    os.environ.setdefault(LOOPBACK_ONLY_ENV, "0")
+    import ray
+    from ray.cluster_utils import Cluster
+
+    from sessions.batch_ray import ROOT as PRODUCT, run_batch_ray
+
+    demo_session(tmp_path / "all" / "s")
+    out = tmp_path / "all" / "s" / "output"
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    nodes = [cluster.add_node(num_cpus=1) for _ in range(2)]
+    ray.init(address=cluster.address, runtime_env={"env_vars": {"PYTHONPATH": str(PRODUCT)}}, log_to_driver=False)
+    result: dict = {}
+    try:
+        batch = threading.Thread(target=lambda: result.update(entries=run_batch_ray(tmp_path / "all", show_progress=False)))
+        batch.start()
+        removed = None
+        while batch.is_alive() and removed is None:
+            if (out / "squats" / ".compare.partial").is_dir():
+                try:
+                    pid = json.loads((out / ".lock.squats").read_text())["pid"]
+                    parent = int(Path(f"/proc/{pid}/status").read_text().split("PPid:")[1].split()[0])
+                except (OSError, ValueError, KeyError, IndexError):
+                    continue
+                removed = next(n for n in nodes if parent in [p.process.pid for p in n.all_processes["raylet"]])
+                cluster.remove_node(removed)  # the worker's raylet: the node leaves
+            time.sleep(0.02)
+        batch.join(timeout=600)
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+    assert removed is not None, "never saw the compare stage running"
+    assert [e.status for e in result["entries"]] == ["ok"]
+    log = (out / "log.txt").read_text()
+    assert log.count("squats/compare: running") == 2 and "squats/ik: up to date" in log
+    assert not any(p.name.endswith(".partial") for p in (out / "squats").iterdir())
