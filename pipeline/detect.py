@@ -381,11 +381,16 @@ def _extent_px(people: np.ndarray) -> float:
     return float(np.nanmax(y)) if y.size and np.isfinite(y).any() and np.nanmax(y) > 0 else 1.0
 
 
-def run_keypoints(ctx: StageContext) -> None:
-    cfg = ctx.config["keypoints"]
+def keypoint_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """The keypoints section with its backend checked and resolved (``auto`` -> what runs here)."""
+    cfg = config["keypoints"]
     if cfg["backend"] not in BACKENDS:
         raise StageInputError(f"keypoints.backend is {cfg['backend']!r}; use one of {list(BACKENDS)}")
-    cfg = {**cfg, "backend": resolve_backend(cfg)}
+    return {**cfg, "backend": resolve_backend(cfg)}
+
+
+def run_keypoints(ctx: StageContext) -> None:
+    cfg = keypoint_settings(ctx.config)
     cams = [c.id for c in ctx.session.cameras]
     frames_dir = ctx.stage_dir("frames")
     info = json.loads((frames_dir / "frames.json").read_text())["cameras"]
@@ -474,14 +479,11 @@ def prefetch_detections(session: Any, trial_name: str, cam: str, show_progress: 
     the stage then reuses them (the Ray engine runs one such task per camera, where a GPU is when the
     cluster has one). Returns what happened; problems are left for the keypoints stage to report."""
     trial = session.trial(trial_name)
-    cfg = session.config["keypoints"]
-    if cfg["backend"] not in BACKENDS:
-        return "left to the keypoints stage (unknown backend)"
-    cfg = {**cfg, "backend": resolve_backend(cfg)}
-    if cfg["backend"] == "json" or cam not in trial.videos:
-        return f"nothing to detect ({cfg['backend']})"
     ctx = StageContext(session, trial, session.config, session.output_dir / trial.name / ".keypoints.prefetch", show_progress)
     try:
+        cfg = keypoint_settings(session.config)
+        if cfg["backend"] == "json" or cam not in trial.videos:
+            return f"nothing to detect ({cfg['backend']})"
         detect_all(ctx, [cam], cfg)
     except (StageInputError, VideoError) as exc:
         ctx.log.info("%s/%s: detection left to the keypoints stage: %s", trial.name, cam, exc)

@@ -11,7 +11,7 @@ from typing import Any
 from pipeline.lock import check_writable, session_lock, trial_lock
 from pipeline.report_stage import ReportFiles, write_session_report
 from pipeline.logs import session_logging
-from pipeline.runner import FAILED, Outcome, Runner
+from pipeline.runner import FAILED, Outcome, Runner, check_force_from
 from pipeline.stages import stages_from_config
 from pipeline.summary import format_table, write_summary
 from pipeline.verdict import UNUSABLE, Verdict, trial_verdict
@@ -61,8 +61,7 @@ def run_session(
         for name in trials:
             session.trial(name)  # unknown trial names are bad input, raised before any work
     stages = stages_from_config(session.config["run"]["stages"])
-    if force_from is not None and force_from not in [s.name for s in stages]:  # bad input: before any work
-        raise ValueError(f"--from {force_from}: no such stage; stages are {[s.name for s in stages]}")
+    check_force_from(stages, force_from)  # bad input: before any work
     check_writable(session.output_dir)
     with session_lock(session.output_dir, wait), session_logging(session.output_dir / "log.txt", session.config["run"]["log_level"]) as log:
         log_header(session, log)
@@ -110,7 +109,7 @@ def run_part(root: str | Path, trial: str, only: list[str], known: list[Outcome]
         if first:
             log_header(session, log)
         log.info("%s: stages %s%s", trial, ", ".join(only), f" {note}" if note else "")
-        return Runner(session, stages, False).run([trial], force_from, only=only, known=known, check_all=False)
+        return Runner(session, stages, False).run([trial], force_from, only=only, known=known)
 
 
 def log_header(session: Session, log: logging.Logger) -> None:

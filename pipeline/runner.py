@@ -153,6 +153,12 @@ def _outputs_intact(folder: Path, manifest: dict[str, Any], digests: DigestCache
         return False
 
 
+def check_force_from(stages: list[Stage], force_from: str | None) -> None:
+    """``--from STAGE`` must name one of the stages (bad input, found before any work)."""
+    if force_from is not None and force_from not in [s.name for s in stages]:
+        raise ValueError(f"--from {force_from}: no such stage; stages are {[s.name for s in stages]}")
+
+
 def check_stage_order(stages: list[Stage], config: dict[str, Any] | None = None) -> None:
     """Every stage a stage reads must come earlier in the list."""
     seen: set[str] = set()
@@ -336,17 +342,15 @@ class Runner:
         return trials
 
     def run(self, trial_names: list[str] | None = None, force_from: str | None = None, *,
-            only: Iterable[str] | None = None, known: Iterable[Outcome] = (), check_all: bool = True) -> list[Outcome]:
+            only: Iterable[str] | None = None, known: Iterable[Outcome] = ()) -> list[Outcome]:
         """Run the trials (static trials first, so later trials can use their results), then make sure
         no stage folder of any trial was made from outputs that are no longer current.
 
-        For work split over processes (sessions/batch_ray.py): ``only`` runs just these stages,
-        ``known`` are outcomes of stages run elsewhere in this run (what a stage here waits for),
-        and ``check_all=False`` leaves the consistency check of all trials to the caller, which makes
-        it once every part is done (``check_consistency``)."""
-        if force_from is not None and force_from not in [s.name for s in self.stages]:
-            raise ValueError(f"--from {force_from}: no such stage; stages are {[s.name for s in self.stages]}")
-        known = list(known)
+        For work split over processes (sessions/batch_ray.py): ``only`` runs just these stages of
+        exactly the trials given, and ``known`` are outcomes of stages run elsewhere in this run (what
+        a stage here waits for); the consistency check of all trials is then left to the caller, which
+        makes it once every part is done (``check_consistency``)."""
+        check_force_from(self.stages, force_from)
         for o in known:
             self.status[(o.trial, o.stage)] = o.status
         outcomes: list[Outcome] = []
@@ -354,7 +358,7 @@ class Runner:
         trials = [self.session.trial(n) for n in trial_names or []] if only is not None else self.trials_to_run(trial_names)
         for trial in trials:
             outcomes += self.run_trial(trial, force_from, only)
-        if check_all:
+        if only is None:
             self.check_consistency()
         return outcomes
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from pipeline.runner import Outcome
+from pipeline.runner import check_force_from
 from pipeline.stages import stages_from_config
 from sessions.batch import BatchEntry, entry_from_error, entry_from_run, find_sessions
 from sessions.config import ConfigError, apply_overrides, load_defaults
@@ -144,9 +144,9 @@ def _task_stages(root: str, trial: str, stages: tuple[str, ...], force_from: str
     refused = _first_refusal(results)
     if refused is not None:
         return refused
-    known = [o for r in results if isinstance(r, list) for o in r]
+    known = [o for r in results if isinstance(r, list) for o in r]  # detect results are strings
     try:
-        return known + run_part(root, trial, list(stages), known, force_from, overrides, first=first, note=_where())
+        return run_part(root, trial, list(stages), known, force_from, overrides, first=first, note=_where())
     except (SessionError, ConfigError, RunRefused) as exc:
         return _refusal(exc)
 
@@ -159,7 +159,7 @@ def _task_finish(root: str, overrides: dict[str, Any] | None, progress: Any, *re
     if refused is not None:
         entry = BatchEntry(Path(root), refused.status, refused.detail)
     else:
-        outcomes = list({(o.trial, o.stage): o for r in results for o in r}.values())
+        outcomes = [o for r in results for o in r]  # each stage part's own outcomes
         try:
             entry = entry_from_run(Path(root), finish_session(root, outcomes, overrides))
         except (SessionError, ConfigError, RunRefused) as exc:
@@ -237,7 +237,6 @@ def _submit(ray: Any, session: Session, parts: list[Part], force_from: str | Non
             refs[part.key] = task.remote(root, part.trial, part.camera, overrides, progress)
         elif part.kind in (FRONT, BACK):
             task = ray.remote(_task_stages).options(name=f"{part.kind} {session.root.name}/{part.trial}", **opts)
-            # detect results are strings: the stage task only waits for them
             refs[part.key] = task.remote(root, part.trial, part.stages, force_from, overrides, first, progress, *after)
             first = False
         else:
@@ -257,10 +256,8 @@ def run_batch_ray(root: str | Path, address: str | None = None, force_from: str 
     for path in paths:  # bad input is found here, before any task starts
         try:
             session = load_session(path, overrides)
-            stages = [s.name for s in stages_from_config(session.config["run"]["stages"])]
-            if force_from is not None and force_from not in stages:
-                raise ValueError(f"--from {force_from}: no such stage; stages are {stages}")
-            plans[path] = (session, plan_session(session, {**session.config["batch"], "gpu_stages": cfg["gpu_stages"]}))
+            check_force_from(stages_from_config(session.config["run"]["stages"]), force_from)
+            plans[path] = (session, plan_session(session, cfg))
         except Exception as exc:
             entries[path] = entry_from_error(path, exc)
     if plans:

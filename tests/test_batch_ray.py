@@ -17,10 +17,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from bench.batch_throughput import copy_demo
 from sessions.batch_ray import BACK, DETECT, FINISH, FRONT, LOOPBACK_ONLY_ENV, plan_session
 from sessions.config import ConfigError
 from sessions.session import load_session
-from tests.conftest import DEMO_SESSION, ROOT, write_session
+from tests.conftest import ROOT, write_session
 
 BATCH_CFG = {"gpu_stages": ["keypoints", "augment"]}
 
@@ -28,8 +29,7 @@ BATCH_CFG = {"gpu_stages": ["keypoints", "augment"]}
 def demo_session(dest: Path, extra_trial: str | None = None) -> Path:
     """A copy of the demo session with its cameras' calibration in place; ``extra_trial``: a second
     dynamic trial (the squats again under another name)."""
-    shutil.copytree(DEMO_SESSION, dest, ignore=shutil.ignore_patterns("output"))
-    shutil.copy(dest / "calibration" / "virtual_cameras.yaml", dest / "calibration" / "cameras.yaml")
+    copy_demo(dest)
     if extra_trial:
         shutil.copytree(dest / "videos" / "squats", dest / "videos" / extra_trial)
         shutil.copy(dest / "mocap" / "squats.trc", dest / "mocap" / f"{extra_trial}.trc")
