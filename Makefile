@@ -19,10 +19,13 @@ $(RAY_STAMP): $(STAMP) requirements-ray.txt
 
 # Pinned install: requirements.txt holds what we use, constraints.txt the exact version of
 # everything it pulls in; mediapipe goes in with --no-deps so it cannot add jax or a second OpenCV.
-$(STAMP): requirements.txt requirements-nodeps.txt constraints.txt
+# Then the product itself, editable (pyproject.toml): imports work from any folder and `markerless`
+# is on the venv's PATH; --no-build-isolation builds it with the pinned setuptools, offline.
+$(STAMP): requirements.txt requirements-nodeps.txt constraints.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -r requirements.txt -c constraints.txt
 	$(PY) -m pip install --quiet --no-deps -r requirements-nodeps.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	$(PY) tools/check_install.py
 	touch $@
 

@@ -113,14 +113,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_batch(args: argparse.Namespace) -> int:
     from pipeline.orchestrate import run_session
-    from sessions.batch import format_batch, run_batch, write_batch_summary
+    from pipeline.batch import format_batch, run_batch, write_batch_summary
 
     root = Path(args.root)
     if not root.is_dir():
         print(f"{root}: folder not found", file=sys.stderr)
         return EXIT_BAD_INPUT
     if args.engine == "ray":
-        from sessions.batch_ray import EngineError, print_progress, run_batch_ray
+        from pipeline.batch_ray import EngineError, print_progress, run_batch_ray
 
         try:
             entries = run_batch_ray(root, args.address, args.from_stage, _overrides(args),
@@ -491,8 +491,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     mdl = sub.add_parser("model", help="our OpenSim model")
     mdlsub = mdl.add_subparsers(dest="model_command", required=True, metavar="ACTION")
-    mb = mdlsub.add_parser("build", help="regenerate biomech/models/*.osim and marker sets from the anthropometry")
-    mb.add_argument("--out", help="folder (default: biomech/models)")
+    mb = mdlsub.add_parser("build", help="regenerate biomech/opensim_models/*.osim and marker sets from the anthropometry")
+    mb.add_argument("--out", help="folder (default: biomech/opensim_models)")
     mb.set_defaults(func=cmd_model_build)
 
     bn = sub.add_parser("bench", help="benchmarks: accuracy (end-to-end joint angles against motion capture)")
@@ -512,11 +512,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    sys.path.insert(0, str(ROOT))
     from calibration.intrinsics import CalibrationError
     from models.augmenter import AugmenterError
     from pipeline.lock import RunRefused
-    from pipeline.video import VideoError
+    from core.video import VideoError
     from sessions.config import ConfigError
     from sessions.session import SessionError
 

@@ -31,17 +31,16 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from bench.lab_sessions import (HEIGHT_M, HELD_OUT, MASS_KG, S4, STATIC, activity, lab_marker_bodies, lab_truth,  # noqa: E402
+from bench.lab_sessions import (HEIGHT_M, HELD_OUT, MASS_KG, S4, STATIC, activity, lab_marker_bodies, lab_truth,
                                 make_lab_session)
-from biomech.compare import compare_tables  # noqa: E402
-from biomech.landmarks import MOCAP_MARKERS, STUDY_MARKERS  # noqa: E402
-from biomech.mocap import reference_angles  # noqa: E402
-from biomech.mot import CoordinateTable, read_mot  # noqa: E402
-from biomech.trc import read_trc  # noqa: E402
-from pipeline.augment import DEFAULT_WEIGHTS  # noqa: E402
-from pipeline.biomech_stages import ik_marker_weights  # noqa: E402
-from pipeline.compare_stage import rotations_only  # noqa: E402
+from biomech.compare import compare_tables
+from biomech.landmarks import MOCAP_MARKERS, STUDY_MARKERS
+from biomech.mocap import reference_angles
+from biomech.mot import CoordinateTable, read_mot
+from biomech.trc import read_trc
+from models.augmenter import DEFAULT_WEIGHTS
+from pipeline.biomech_stages import ik_marker_weights
+from pipeline.compare_stage import rotations_only
 
 RESULTS = ROOT / "bench" / "results"
 FLEXIONS = ("hip_flexion", "knee_angle", "ankle_angle")

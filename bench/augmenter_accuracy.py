@@ -24,22 +24,21 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from biomech.compare import compare_tables  # noqa: E402
-from biomech.ik import resolve_weights, run_ik  # noqa: E402
-from biomech.landmarks import MOCAP_MARKERS, STUDY_MARKERS, VIDEO_MARKERS  # noqa: E402
-from biomech.measurements import measurements_for  # noqa: E402
-from biomech.mocap import solve_mocap  # noqa: E402
-from biomech.model_builder import DEFAULT_MODEL  # noqa: E402
-from biomech.mot import read_mot  # noqa: E402
-from biomech.opensim_env import load_model  # noqa: E402
-from biomech.scaling import scale_with_measurements  # noqa: E402
-from biomech.synthetic_motion import scaled_copy  # noqa: E402
-from biomech.trc import MarkerTable, read_trc, write_trc  # noqa: E402
-from models.augmenter import augment  # noqa: E402
-from models.augmenter_data import KEYPOINTS, MARKERS, DataSpec, KeypointErrors, body_poses, make_trials, marker_anchors, points_in_ground  # noqa: E402
-from models.augmenter_eval import GROUPS, held_out_errors, placement_corrected, summarise, weight_sets  # noqa: E402
-from pipeline.augment import DEFAULT_WEIGHTS  # noqa: E402
+from biomech.compare import compare_tables
+from biomech.ik import resolve_weights, run_ik
+from biomech.landmarks import MOCAP_MARKERS, STUDY_MARKERS, VIDEO_MARKERS
+from biomech.measurements import measurements_for
+from biomech.mocap import solve_mocap
+from biomech.model_builder import DEFAULT_MODEL
+from biomech.mot import read_mot
+from biomech.opensim_env import load_model
+from biomech.scaling import scale_with_measurements
+from biomech.synthetic_motion import scaled_copy
+from biomech.trc import MarkerTable, read_trc, write_trc
+from models.augmenter import augment
+from models.augmenter_data import KEYPOINTS, MARKERS, DataSpec, KeypointErrors, body_poses, make_trials, marker_anchors, points_in_ground
+from models.augmenter_eval import GROUPS, held_out_errors, placement_corrected, summarise, weight_sets
+from models.augmenter import DEFAULT_WEIGHTS
 
 DATA = ROOT.parent / "shared" / "data"
 OPENCAP_AUG = DATA / "opencap-core" / "augmenter"

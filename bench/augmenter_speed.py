@@ -15,11 +15,10 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from models.augmenter import augment  # noqa: E402
-from models.augmenter_data import KEYPOINTS  # noqa: E402
-from models.augmenter_eval import weight_sets  # noqa: E402
-from pipeline.augment import DEFAULT_WEIGHTS  # noqa: E402
+from models.augmenter import augment
+from models.augmenter_data import KEYPOINTS
+from models.augmenter_eval import weight_sets
+from models.augmenter import DEFAULT_WEIGHTS
 
 AUG = ROOT.parent / "shared" / "data" / "opencap-core" / "augmenter"
 

@@ -34,7 +34,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "bench" / "results"
 DEMO = ROOT / "demo" / "session"
 
@@ -72,7 +71,7 @@ def angle_files(root: Path) -> dict[str, bytes]:
 
 
 def ray_start_stop_s() -> float:
-    from sessions.batch_ray import LOOPBACK_ONLY_ENV
+    from pipeline.batch_ray import LOOPBACK_ONLY_ENV
 
     os.environ.setdefault(LOOPBACK_ONLY_ENV, "0")  # as the batch command's local cluster: loopback only
     import ray

@@ -15,10 +15,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from biomech.compare import compare_tables, write_comparison  # noqa: E402
-from biomech.mocap import solve_mocap  # noqa: E402
-from biomech.mot import read_mot  # noqa: E402
+from biomech.compare import compare_tables, write_comparison
+from biomech.mocap import solve_mocap
+from biomech.mot import read_mot
 
 DATA = ROOT.parent / "shared" / "data"
 OPENSIM = DATA / "opencap-core" / "opensim"

@@ -18,11 +18,10 @@ import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from calibration.checkerboard import Board  # noqa: E402
-from calibration.importers import read_qualisys  # noqa: E402
-from calibration.intrinsics import intrinsics_from_folder  # noqa: E402
-from pipeline.triangulation import dlt, triangulate  # noqa: E402
+from calibration.checkerboard import Board
+from calibration.importers import read_qualisys
+from calibration.intrinsics import intrinsics_from_folder
+from pipeline.triangulation import dlt, triangulate
 
 DATA = ROOT.parent / "shared" / "data" / "pose2sim-demo"
 # MediaPipe landmarks used: shoulders, elbows, wrists, hips, knees, ankles, heels, foot index

@@ -2,7 +2,7 @@
 
 Measures, on this machine's CPU (and on CUDA, float16 and float32, when torch sees a GPU):
 
-1. decoding alone: frames/s of pipeline.video.iter_frames (BGR) and of the torch backend's
+1. decoding alone: frames/s of core.video.iter_frames (BGR) and of the torch backend's
    pipeline.detect_blazepose.frame_batches (RGB batches, decoded in a background thread);
 2. the MediaPipe backend (pipeline.detect.detect_video, XNNPACK) with max_people 1 and 2, frames/s per
    video in this one process, and the all-cores figure the pipeline would get with one process per core,
@@ -44,7 +44,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 DATA = ROOT.parent / "shared" / "data" / "pose2sim-demo"
 CAMS = ["cam01", "cam02", "cam03", "cam04"]
@@ -87,7 +86,7 @@ def machine() -> dict:
 # ---------------------------------------------------------------------------------------------- decode
 def decode_speed(videos: list[Path]) -> dict:
     from pipeline.detect_blazepose import frame_batches
-    from pipeline.video import iter_frames
+    from core.video import iter_frames
 
     res = {}
     rec: dict = {}

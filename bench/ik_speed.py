@@ -18,14 +18,13 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from biomech.ik import run_ik  # noqa: E402
-from biomech.measurements import measurements_for  # noqa: E402
-from biomech.model_builder import build_model  # noqa: E402
-from biomech.opensim_env import osim  # noqa: E402
-from biomech.scaling import scale_with_measurements  # noqa: E402
-from biomech.synthetic_motion import markers_from_motion, squat_motion  # noqa: E402
-from biomech.trc import MarkerTable, write_trc  # noqa: E402
+from biomech.ik import run_ik
+from biomech.measurements import measurements_for
+from biomech.model_builder import build_model
+from biomech.opensim_env import osim
+from biomech.scaling import scale_with_measurements
+from biomech.synthetic_motion import markers_from_motion, squat_motion
+from biomech.trc import MarkerTable, write_trc
 
 FRAMES = 1200
 

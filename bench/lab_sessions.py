@@ -45,7 +45,7 @@ from demo.synthetic_session import (IMAGE_SIZE, ErrorModel, _head_points, apply_
                                     write_detections)
 from demo.make_demo_session import KEYPOINTS  # the order write_detections() expects
 from models.augmenter_data import body_poses, points_in_ground
-from models.keypoints import VIDEO_KEYPOINTS, mirror_index
+from core.keypoints import VIDEO_KEYPOINTS, mirror_index
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 S4 = DATA / "opencap-labval-subject4"

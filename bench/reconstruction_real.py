@@ -20,12 +20,11 @@ import numpy as np
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from biomech.trc import read_trc  # noqa: E402
-from calibration.camera import save_cameras  # noqa: E402
-from calibration.importers import read_qualisys  # noqa: E402
-from models.keypoints import INDEX  # noqa: E402
-from pipeline.orchestrate import run_session  # noqa: E402
+from biomech.trc import read_trc
+from calibration.camera import save_cameras
+from calibration.importers import read_qualisys
+from core.keypoints import INDEX
+from pipeline.orchestrate import run_session
 
 DATA = ROOT.parent / "shared" / "data" / "pose2sim-demo"
 CAMS = ["cam01", "cam02", "cam03", "cam04"]

@@ -19,13 +19,12 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from biomech.trc import read_trc  # noqa: E402
-from calibration.camera import Camera, look_at  # noqa: E402
-from pipeline.filtering import measurement_std, smooth_keypoints  # noqa: E402
-from pipeline.reconstruct import PAIRS  # noqa: E402
-from pipeline.swaps import fix_swaps  # noqa: E402
-from pipeline.triangulation import fix_cross_view_swaps, triangulate  # noqa: E402
+from biomech.trc import read_trc
+from calibration.camera import Camera, look_at
+from pipeline.filtering import measurement_std, smooth_keypoints
+from pipeline.reconstruct import PAIRS
+from pipeline.swaps import fix_swaps
+from pipeline.triangulation import fix_cross_view_swaps, triangulate
 
 RATE = 60.0
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,10 +20,9 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from biomech.mot import read_mot  # noqa: E402
-from demo.synthetic_session import ErrorModel, make_pose2d_session  # noqa: E402
-from pipeline.orchestrate import run_session  # noqa: E402
+from biomech.mot import read_mot
+from demo.synthetic_session import ErrorModel, make_pose2d_session
+from pipeline.orchestrate import run_session
 
 COORDS = ("knee_angle_r", "knee_angle_l", "hip_flexion_r", "hip_flexion_l")
 

@@ -20,14 +20,13 @@ import numpy as np
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from pipeline.detect import detect_video  # noqa: E402
-from pipeline.keypoints2d import read_keypoints_csv  # noqa: E402
-from pipeline.orchestrate import run_session  # noqa: E402
-from pipeline.person_select import link_tracks  # noqa: E402
-from pipeline.swaps import fix_swaps  # noqa: E402
-from pipeline.sync import speed_signal, synchronise  # noqa: E402
-from pipeline.video import iter_frames  # noqa: E402
+from pipeline.detect import detect_video
+from pipeline.keypoints2d import read_keypoints_csv
+from pipeline.orchestrate import run_session
+from pipeline.person_select import link_tracks
+from pipeline.swaps import fix_swaps
+from pipeline.sync import speed_signal, synchronise
+from core.video import iter_frames
 
 DATA = ROOT.parent / "shared" / "data" / "pose2sim-demo"
 CAMS = ["cam01", "cam02", "cam03", "cam04"]

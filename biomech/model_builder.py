@@ -27,7 +27,7 @@ from biomech.landmarks import MARKER_SETS, foot_points, is_fixed, landmarks
 from biomech.opensim_env import osim
 
 MODEL_NAME = "markerless_fullbody"
-DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / f"{MODEL_NAME}.osim"
+DEFAULT_MODEL = Path(__file__).resolve().parent / "opensim_models" / f"{MODEL_NAME}.osim"
 
 
 def _vec(v) -> osim.Vec3:

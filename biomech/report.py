@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path

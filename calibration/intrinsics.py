@@ -65,7 +65,7 @@ def views_from_images(paths: list[Path], board: Board) -> tuple[list[View], list
 
 def board_in_video(path: Path, board: Board, max_candidates: int) -> Iterator[tuple[str, np.ndarray, np.ndarray | None]]:
     """Evenly spaced frames of a video: (name 'file#index', image, corners or None where the board is not found)."""
-    from pipeline.video import iter_frames, probe  # local import: calibration must not need the pipeline to load
+    from core.video import iter_frames, probe  # local import: calibration must not need the pipeline to load
 
     info = probe(path)
     step = max(1, info.frame_count_container // max_candidates)

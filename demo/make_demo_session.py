@@ -18,11 +18,10 @@ import cv2
 import numpy as np
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from biomech.trc import MarkerTable, write_trc  # noqa: E402
-from calibration.camera import Camera, look_at  # noqa: E402
-from calibration.checkerboard import Board  # noqa: E402
-from calibration.synthetic import board_to_camera, render_board  # noqa: E402
+from biomech.trc import MarkerTable, write_trc
+from calibration.camera import Camera, look_at
+from calibration.checkerboard import Board
+from calibration.synthetic import board_to_camera, render_board
 
 KEYPOINTS = ["Neck", "RShoulder", "LShoulder", "RElbow", "LElbow", "RWrist", "LWrist", "midHip", "RHip", "LHip",
              "RKnee", "LKnee", "RAnkle", "LAnkle", "RBigToe", "RSmallToe", "RHeel", "LBigToe", "LSmallToe", "LHeel"]

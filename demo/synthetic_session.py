@@ -4,7 +4,7 @@ N virtual phones, with a realistic detector error model.
 The motion is the demo's own (demo/make_demo_session.py: a static trial and a squats trial of a
 1.70 m subject); the phones are portrait 1080x1920, focal length about 1450 px, 3-4 m from the
 subject within +-45 degrees of its front, 60 frames/s, each starting up to 0.5 s late. The 20 video
-keypoints (models/keypoints.py) plus five head points are projected into each phone, the errors of
+keypoints (core/keypoints.py) plus five head points are projected into each phone, the errors of
 ``ErrorModel`` are applied, and each frame is written as an OpenPose BODY_25 JSON file.
 
 BODY_25 <-> our keypoints (models/pose_openpose.py, SKELETONS["BODY_25"]): Neck 1 and MidHip 8 are
@@ -35,20 +35,18 @@ Run: python demo/synthetic_session.py OUT_DIR [--cameras N] [--seed S] [--perfec
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from biomech.trc import MarkerTable, write_trc  # noqa: E402
-from calibration.camera import Camera, save_cameras  # noqa: E402
-from demo.make_demo_session import (HEIGHT_M, KEYPOINTS, MASS_KG, MOCAP_HZ, TRIALS, camera_pose, skeleton,  # noqa: E402
+from biomech.trc import MarkerTable, write_trc
+from calibration.camera import Camera, save_cameras
+from demo.make_demo_session import (HEIGHT_M, KEYPOINTS, MASS_KG, MOCAP_HZ, TRIALS, camera_pose, skeleton,
                                     squat_depth)
-from models.keypoints import ARM_PAIRS, LEG_PAIRS  # noqa: E402
-from models.pose_openpose import SKELETONS  # noqa: E402
+from core.keypoints import ARM_PAIRS, LEG_PAIRS
+from models.pose_openpose import SKELETONS
 
 IMAGE_SIZE = (1080, 1920)  # portrait phone, width x height
 FOCAL_PX = 1450.0

@@ -11,15 +11,13 @@ person at every video frame (``subject_<cam>``, ``other_<cam>``: (frames, 20, 2)
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from demo.make_demo_session import (CAMERAS, FOCAL_PX, HEIGHT_M, IMAGE_H, IMAGE_W, MASS_KG, VIDEO_FPS,  # noqa: E402
+from demo.make_demo_session import (CAMERAS, FOCAL_PX, HEIGHT_M, IMAGE_H, IMAGE_W, MASS_KG, VIDEO_FPS,
                                     background, camera_pose, project, render_people, skeleton, squat_depth)
 
 SECONDS = 6.0

@@ -19,6 +19,9 @@ import numpy as np
 import torch
 from torch import nn
 
+# The shipped weights (trained by `python app.py augmenter train`; what on is recorded inside the file).
+DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "augmenter.pt"
+
 LOWER_KEYPOINTS = ["Neck", "RShoulder", "LShoulder", "RHip", "LHip", "RKnee", "LKnee", "RAnkle", "LAnkle",
                    "RHeel", "LHeel", "RSmallToe", "LSmallToe", "RBigToe", "LBigToe"]
 UPPER_KEYPOINTS = ["Neck", "RShoulder", "LShoulder", "RElbow", "LElbow", "RWrist", "LWrist"]

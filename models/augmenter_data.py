@@ -24,7 +24,7 @@ from biomech.model_builder import DEFAULT_MODEL
 from biomech.motion_library import motion
 from biomech.opensim_env import load_model, osim
 from biomech.synthetic_motion import coordinate_names, scaled_copy
-from pipeline.gaps import fill_gaps
+from core.gaps import fill_gaps
 
 KEYPOINTS = list(VIDEO_MARKERS)  # the 20 video keypoints
 MARKERS = list(STUDY_MARKERS)  # the 43 anatomical markers

@@ -6,7 +6,7 @@ person from frame to frame. The detector that (re)acquires a person is the same 
 so anyone the main instance could confuse with the subject is also visible to the next instance,
 and person selection (pipeline/person_select.py) chooses among them.
 
-Mapping of BlazePose's 33 landmarks onto the video keypoints (models/keypoints.py):
+Mapping of BlazePose's 33 landmarks onto the video keypoints (core/keypoints.py):
   shoulders, elbows, wrists, hips, knees, ankles, heels: the landmarks of the same name
   BigToe:   "foot index" (tip of the second toe, the front of the foot)
   Neck:     midpoint of the shoulders (OpenPose's neck sits there too)
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.keypoints import INDEX, VIDEO_KEYPOINTS
+from core.keypoints import INDEX, VIDEO_KEYPOINTS
 
 # BlazePose landmark indices.
 BP = {"LShoulder": 11, "RShoulder": 12, "LElbow": 13, "RElbow": 14, "LWrist": 15, "RWrist": 16, "LHip": 23,

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.keypoints import INDEX, VIDEO_KEYPOINTS
+from core.keypoints import INDEX, VIDEO_KEYPOINTS
 
 SKELETONS: dict[str, dict[str, int]] = {
     "BODY_25": {"Neck": 1, "RShoulder": 2, "RElbow": 3, "RWrist": 4, "LShoulder": 5, "LElbow": 6, "LWrist": 7,

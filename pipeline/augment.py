@@ -13,13 +13,12 @@ from pathlib import Path
 import numpy as np
 
 from biomech.trc import MarkerTable, read_trc, write_trc
-from models.augmenter import AugmenterError, augment, load_augmenter_file
+from models.augmenter import DEFAULT_WEIGHTS, AugmenterError, augment, load_augmenter_file
 from models.device import DeviceError, pick_device
 from biomech.landmarks import marker_keypoints
-from pipeline.gaps import fill_gaps, nan_runs, runs_mask
+from core.gaps import fill_gaps, nan_runs, runs_mask
 from pipeline.runner import StageContext, StageInputError
 
-DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "models" / "weights" / "augmenter.pt"
 FOOT_KEYPOINTS = ["RHeel", "LHeel", "RBigToe", "LBigToe", "RSmallToe", "LSmallToe"]
 
 

@@ -28,9 +28,9 @@ from biomech.opensim_env import load_model, osim
 from biomech.scaling import scale_with_measurements, scale_with_setup
 from biomech.synthetic_motion import scaled_copy
 from biomech.trc import read_trc
-from models.keypoints import VIDEO_KEYPOINTS
+from core.keypoints import VIDEO_KEYPOINTS
 from pipeline.augment import load_gap_report
-from pipeline.gaps import runs_mask
+from core.gaps import runs_mask
 from pipeline.runner import StageContext, StageInputError
 
 PLOTTED = [("pelvis_tilt", "pelvis_list", "pelvis_rotation"), ("hip_flexion_r", "hip_flexion_l"),

@@ -16,7 +16,7 @@ from importlib import metadata
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PROJECT_PACKAGES = ("pipeline", "biomech", "models", "calibration", "sessions")
+PROJECT_PACKAGES = ("core", "sessions", "calibration", "biomech", "models", "pipeline")
 # Orchestration only: changing these never changes a stage's outputs.
 BOOKKEEPING = frozenset({
     "pipeline.runner", "pipeline.stages", "pipeline.orchestrate", "pipeline.summary", "pipeline.logs",

@@ -27,17 +27,18 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from models.keypoints import VIDEO_KEYPOINTS
+from core.keypoints import VIDEO_KEYPOINTS
 from pipeline.fingerprint import digest_json, session_path_key
 from pipeline.keypoints2d import write_keypoints_csv
 from pipeline.overlay import overlay_sheet, overlay_video, people_picture
-from pipeline.person_select import (TrackInfo, body_centre, body_size, candidates, choose_subject, hinted_track, link_tracks,
+from core.keypoints import CONFIDENT, body_centre, body_size
+from pipeline.person_select import (TrackInfo, candidates, choose_subject, hinted_track, link_tracks,
                                      track_infos)
 from pipeline.code_digest import code_identity
 from pipeline.runner import StageContext, StageInputError
 from pipeline.swaps import fix_swaps
 from pipeline.sync import speed_signal, synchronise
-from pipeline.video import VideoError, iter_frames
+from core.video import VideoError, iter_frames
 from pipeline.workers import progress_queue, report_progress, worker_pool
 
 # The detector's code (its module and what it imports, the video reader) and the mediapipe
@@ -77,7 +78,7 @@ def _cache_key(path: Path, root: Path, cfg: dict[str, Any], device: str) -> str:
     else:
         code = [code_identity("pipeline.detect_blazepose", TORCH_LIBRARIES), device, str(_precision(cfg, device)),
                 cfg["min_presence"], cfg["landmark_passes"]]
-    return digest_json(code + [code_identity("pipeline.video"), session_path_key(path, root), st.st_size, st.st_mtime_ns,
+    return digest_json(code + [code_identity("core.video"), session_path_key(path, root), st.st_size, st.st_mtime_ns,
                                cfg["max_people"], cfg["min_detection_confidence"]])
 
 
@@ -290,7 +291,7 @@ def reprojection_error(cameras, times: list[np.ndarray], tracks: list[np.ndarray
     def error(combo) -> float:
         obs = np.stack([tracks[c][idx[c], t] for c, t in enumerate(combo)])  # (C, F, K, 3)
         uv = np.stack([cameras[c].undistort(np.nan_to_num(obs[c, ..., :2])) for c in range(len(cameras))])
-        w = np.where(obs[..., 2] >= 0.3, obs[..., 2], 0.0)
+        w = np.where(obs[..., 2] >= CONFIDENT, obs[..., 2], 0.0)
         pts = dlt(P, uv.reshape(len(cameras), -1, 2), w.reshape(len(cameras), -1))
         ok = np.isfinite(pts[:, 0])
         if ok.sum() < 10:

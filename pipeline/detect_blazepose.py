@@ -19,9 +19,9 @@ import numpy as np
 import torch
 
 from models.blazepose_torch import BlazePoseTorch
-from models.keypoints import VIDEO_KEYPOINTS
+from core.keypoints import VIDEO_KEYPOINTS
 from models.pose_mediapipe import blazepose_to_video
-from pipeline.video import iter_frames
+from core.video import iter_frames
 
 _END = object()
 

@@ -8,14 +8,13 @@ checks that it gives filterpy's ``KalmanFilter`` + ``rts_smoother`` results exac
 """
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 from filterpy.common import Q_discrete_white_noise
 from scipy.signal import butter, filtfilt
 
-from pipeline.gaps import fill_gaps, nan_runs
+from core.gaps import fill_gaps, nan_runs
 
 
 @dataclass

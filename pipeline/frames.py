@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from pipeline.runner import StageContext, StageInputError
-from pipeline.video import MIN_FRAMES, VideoError, check_video, iter_frames
+from core.video import MIN_FRAMES, VideoError, check_video, iter_frames
 
 
 def frames_inputs(ctx: StageContext) -> list[Path]:

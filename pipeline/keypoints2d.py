@@ -1,7 +1,7 @@
 """The 2D keypoint file: one CSV per camera and trial, ``output/<trial>/keypoints/<camera>.csv``.
 
 Columns: ``frame`` (0-based index in the video), ``time_s`` (the frame's presentation time on the
-camera's own clock), then for every video keypoint (models/keypoints.py, in that order)
+camera's own clock), then for every video keypoint (core/keypoints.py, in that order)
 ``<name>_x``, ``<name>_y`` (pixels, origin top-left of the upright image, x right, y down) and
 ``<name>_c`` (confidence 0-1). A keypoint not found in a frame has empty x/y and confidence 0.
 Add the camera's ``offset_s`` from ``sync/sync.json`` to ``time_s`` to get the common clock.
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.keypoints import VIDEO_KEYPOINTS
+from core.keypoints import VIDEO_KEYPOINTS
 
 COLUMNS = ["frame", "time_s"] + [f"{k}_{a}" for k in VIDEO_KEYPOINTS for a in ("x", "y", "c")]
 

@@ -55,7 +55,7 @@ def _holder(fh) -> str:
 def session_lock(output_dir: Path, wait: bool = False, poll_s: float = 0.5, shared: bool = False) -> Iterator[Path]:
     """Hold ``output_dir/.lock`` for the block; RunRefused at once if another process holds it
     (``wait``: wait until it is free instead). ``shared``: a part of a run split over processes
-    (sessions/batch_ray.py) holds it shared with the run's other parts, so a whole-session run is
+    (pipeline/batch_ray.py) holds it shared with the run's other parts, so a whole-session run is
     refused while any part runs, and the other way round."""
     path = Path(output_dir) / LOCK_NAME
     busy = f"{Path(output_dir).parent}: {{holder}} is using this session; wait until it finishes (or run with --wait), or stop that process. The lock file is {path}"

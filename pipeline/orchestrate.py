@@ -92,7 +92,7 @@ def judge_session(session: Session, outcomes: list[Outcome], log: logging.Logger
     return SessionRun(session.root, outcomes, verdicts, report)
 
 
-# A session's run split over processes (the Ray engine, sessions/batch_ray.py): parts run stages of one
+# A session's run split over processes (the Ray engine, pipeline/batch_ray.py): parts run stages of one
 # trial each, holding the session lock shared and the trial's lock, and hand their outcomes on; the
 # last part checks consistency and judges, as run_session does at its end.
 

@@ -6,15 +6,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from models.keypoints import INDEX, SKELETON
+from core.keypoints import CONFIDENT, INDEX, SKELETON
 from pipeline.frames import contact_sheet
-from pipeline.video import iter_frames
+from core.video import iter_frames
 
 COLOURS = {"R": (60, 60, 230), "L": (230, 120, 40), "C": (60, 200, 60)}  # BGR: right red, left blue
 OTHER = (170, 170, 170)
 
 
-def draw_person(img: np.ndarray, kp: np.ndarray, min_conf: float = 0.3, colour: tuple | None = None) -> None:
+def draw_person(img: np.ndarray, kp: np.ndarray, min_conf: float = CONFIDENT, colour: tuple | None = None) -> None:
     """Draw one person in place. kp: (20, 3) pixels and confidence."""
     th = max(1, int(round(img.shape[0] / 320)))
     ok = np.isfinite(kp[:, 0]) & (kp[:, 2] >= min_conf)
@@ -77,7 +77,7 @@ def people_picture(video: Path, frame_index: int, people: list[tuple[str, np.nda
     s = img.shape[0] / 640
     for label, kp, is_subject in people:
         draw_person(img, kp, colour=None if is_subject else OTHER)
-        ok = np.isfinite(kp[:, 0]) & (kp[:, 2] >= 0.3)
+        ok = np.isfinite(kp[:, 0]) & (kp[:, 2] >= CONFIDENT)
         if not ok.any():
             continue
         (tw, _), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.55 * s, int(3 * s) + 1)

@@ -18,13 +18,12 @@ moment) fixes the subject's track in that camera (``hinted_track``).
 from __future__ import annotations
 
 import itertools
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from models.keypoints import mirror_index
+from core.keypoints import CONFIDENT, body_centre, body_size, mirror_index
 
 MIRROR = mirror_index()
 # A track's pose is carried on by its velocity for at most this many frames of a gap.
@@ -51,19 +50,8 @@ class TrackInfo:
         return self.coverage * self.framing
 
 
-def body_size(kp: np.ndarray, min_conf: float = 0.3) -> np.ndarray:
-    """Height of the confident keypoints' bounding box. kp: (..., K, 3) -> (...), NaN where < 2 points."""
-    ok = kp[..., 2] >= min_conf
-    y = np.where(ok, kp[..., 1], np.nan)
-    x = np.where(ok, kp[..., 0], np.nan)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows are expected (nobody there)
-        size = np.fmax(np.nanmax(y, -1) - np.nanmin(y, -1), np.nanmax(x, -1) - np.nanmin(x, -1))
-    size[np.sum(ok, -1) < 2] = np.nan
-    return size
 
-
-def resize(a: np.ndarray, b: np.ndarray, min_conf: float = 0.3) -> float:
+def resize(a: np.ndarray, b: np.ndarray, min_conf: float = CONFIDENT) -> float:
     """|log| of the size ratio of two detections, measured on the keypoints confident in both as the
     median distance from their median point, so that neither one wild keypoint nor a keypoint seen in
     only one of them changes it (a bounding box does). a, b: (K, 3); 0 with fewer than 3 in common."""
@@ -74,7 +62,7 @@ def resize(a: np.ndarray, b: np.ndarray, min_conf: float = 0.3) -> float:
     return max(abs(float(np.log(sb / sa))) - RESIZE_FREE, 0.0) if sa > 0 and sb > 0 else 0.0
 
 
-def pose_distance(a: np.ndarray, b: np.ndarray, min_conf: float = 0.3) -> float:
+def pose_distance(a: np.ndarray, b: np.ndarray, min_conf: float = CONFIDENT) -> float:
     """Median distance of common confident keypoints over the larger body size, the smaller of b as
     labelled and b mirrored (a left/right flip is the same person; pipeline/swaps.py relabels it).
     a, b: (K, 3)."""
@@ -180,13 +168,6 @@ def merge_tracks(tracks: np.ndarray, max_distance: float, max_gap_frames: int) -
         tracks[:, b, :, 2] = 0.0
 
 
-def body_centre(kp: np.ndarray, min_conf: float = 0.3) -> np.ndarray:
-    """Mean of the confident keypoints. kp: (..., K, 3) -> (..., 2), NaN where none."""
-    ok = kp[..., 2] >= min_conf
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return np.stack([np.nanmean(np.where(ok, kp[..., a], np.nan), -1) for a in (0, 1)], -1)
-
 
 def track_infos(tracks: np.ndarray, image_height: float, image_width: float | None = None) -> list[TrackInfo]:
     """Score every track. tracks: (frames, T, K, 3). Without the image width, framing counts as 1."""
@@ -224,7 +205,7 @@ def hinted_track(tracks: np.ndarray, times_s: np.ndarray, point_px: tuple[float,
     best, best_d = None, np.inf
     for t in np.flatnonzero(present[f]):
         kp = tracks[f, t]
-        ok = kp[:, 2] >= 0.3
+        ok = kp[:, 2] >= CONFIDENT
         if ok.sum() < 2:
             continue
         lo, hi = kp[ok, :2].min(0), kp[ok, :2].max(0)

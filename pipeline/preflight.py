@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from calibration.camera import CameraFileError, load_cameras
 from calibration.session_calibration import cameras_for_videos
-from pipeline.video import VideoError, VideoInfo, check_video
+from core.video import VideoError, VideoInfo, check_video
 from sessions.session import Session
 
 

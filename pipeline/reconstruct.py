@@ -31,9 +31,9 @@ import numpy as np  # noqa: E402
 from biomech.trc import MarkerTable, write_trc  # noqa: E402
 from calibration.camera import CameraFileError  # noqa: E402
 from calibration.session_calibration import cameras_for_videos, session_cameras  # noqa: E402
-from models.keypoints import INDEX, LR_PAIRS, VIDEO_KEYPOINTS  # noqa: E402
+from core.keypoints import INDEX, LR_PAIRS, VIDEO_KEYPOINTS  # noqa: E402
 from pipeline.filtering import measurement_std, smooth_keypoints  # noqa: E402
-from pipeline.gaps import analysable_span, describe_runs, nan_runs  # noqa: E402
+from core.gaps import analysable_span, describe_runs, nan_runs  # noqa: E402
 from pipeline.keypoints2d import read_keypoints_csv  # noqa: E402
 from pipeline.runner import StageContext, StageInputError  # noqa: E402
 from pipeline.triangulation import fix_cross_view_swaps, triangulate  # noqa: E402

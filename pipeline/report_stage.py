@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from biomech.report import (NOT_RUN, OK, BatchRow, BatchTrial, Figure, QualityItem, SessionData, TrialData,
+from biomech.report import (NOT_RUN, BatchRow, BatchTrial, Figure, QualityItem, SessionData, TrialData,
                             build_document, fmt, render_batch_index, render_html, render_pdf)
 from pipeline.runner import StageContext, StageInputError, read_manifest
 from pipeline.verdict import CHECKS, grade
@@ -478,7 +478,7 @@ def write_session_report(session: Session, settings: dict[str, Any] | None = Non
 
 
 def batch_rows(root: Path, entries: list[Any]) -> list[BatchRow]:
-    """One row per batch entry (sessions.batch.BatchEntry): status, verdicts, key numbers from the
+    """One row per batch entry (pipeline.batch.BatchEntry): status, verdicts, key numbers from the
     trials' current analyse and ik outputs, and the link to the session's report relative to ``root``."""
     rows = []
     for e in entries:

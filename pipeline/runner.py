@@ -346,7 +346,7 @@ class Runner:
         """Run the trials (static trials first, so later trials can use their results), then make sure
         no stage folder of any trial was made from outputs that are no longer current.
 
-        For work split over processes (sessions/batch_ray.py): ``only`` runs just these stages of
+        For work split over processes (pipeline/batch_ray.py): ``only`` runs just these stages of
         exactly the trials given, and ``known`` are outcomes of stages run elsewhere in this run (what
         a stage here waits for); the consistency check of all trials is then left to the caller, which
         makes it once every part is done (``check_consistency``)."""

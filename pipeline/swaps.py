@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.keypoints import ARM_PAIRS, INDEX, LEG_PAIRS
-from pipeline.person_select import body_size
+from core.keypoints import ARM_PAIRS, CONFIDENT, INDEX, LEG_PAIRS, body_size
 
 # Cost of one relabelled frame, as a share of body size: small next to a real swap (which moves the
 # points by the left-right separation) and large next to frame-to-frame jitter.
@@ -50,7 +49,7 @@ def _group_swaps(kp: np.ndarray, pairs: list[tuple[str, str]], size: float, min_
     return swap
 
 
-def fix_swaps(kp: np.ndarray, min_conf: float = 0.3) -> tuple[np.ndarray, dict[str, int]]:
+def fix_swaps(kp: np.ndarray, min_conf: float = CONFIDENT) -> tuple[np.ndarray, dict[str, int]]:
     """Relabel left/right per frame. kp: (frames, K, 3) one person. Returns fixed copy and swapped frame counts."""
     out = kp.copy()
     sizes = body_size(kp)

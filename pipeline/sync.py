@@ -28,9 +28,8 @@ import numpy as np
 from scipy.interpolate import make_interp_spline
 from scipy.signal import butter, sosfiltfilt
 
-from models.keypoints import VIDEO_KEYPOINTS, mirror_index
-from pipeline.gaps import nan_runs
-from pipeline.person_select import body_size
+from core.keypoints import CONFIDENT, VIDEO_KEYPOINTS, body_size, mirror_index
+from core.gaps import nan_runs
 
 EDGE_TRIM = 0.25  # share of the cutoff period dropped at both ends of a filtered run
 STILL_WARNING = ("record a short, clear movement at the start of every trial (a squat or raising both arms) "
@@ -71,7 +70,7 @@ class SyncResult:
 
 
 def speed_signal(time_s: np.ndarray, kp: np.ndarray, rate_hz: float = 200.0, lowpass_hz: float = 4.0,
-                 min_conf: float = 0.3) -> SpeedSignal:
+                 min_conf: float = CONFIDENT) -> SpeedSignal:
     """time_s: (frames,) camera clock; kp: (frames, K, 3) pixels and confidence of one person."""
     size = body_size(kp, min_conf)
     scale = float(np.nanmedian(size)) if np.isfinite(size).any() else np.nan

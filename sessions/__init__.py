@@ -1,1 +1,1 @@
-"""Sessions: folder layout, session.yaml schema and validation, configuration, output paths, batch runs."""
+"""Sessions: folder layout, session.yaml schema and validation, configuration, output paths."""

@@ -66,7 +66,9 @@ class Subject:
 
 
 @dataclass(frozen=True)
-class Camera:
+class PhoneCamera:
+    """A phone as session.yaml declares it (its geometry is calibration.camera.Camera)."""
+
     id: str
     device: str | None = None
     fps: float | None = None  # declared frame rate; frame times of a camera filmed without a video file
@@ -104,7 +106,7 @@ class Trial:
 class Session:
     root: Path
     subject: Subject
-    cameras: list[Camera]
+    cameras: list[PhoneCamera]
     trials: list[Trial]
     checkerboard: Checkerboard | None
     config: dict[str, Any]
@@ -210,11 +212,11 @@ def _check_seen_at(raw: Any, where: str, problems: list[str]) -> tuple[SubjectHi
     return tuple(out)
 
 
-def _check_cameras(raw: Any, where: str, problems: list[str]) -> list[Camera]:
+def _check_cameras(raw: Any, where: str, problems: list[str]) -> list[PhoneCamera]:
     if not isinstance(raw, list) or not raw:
         problems.append(f"{where}: 'cameras' is missing; list at least 2, e.g. cameras: [{{id: cam1}}, {{id: cam2}}]")
         return []
-    cams: list[Camera] = []
+    cams: list[PhoneCamera] = []
     for i, entry in enumerate(raw):
         if isinstance(entry, str):
             entry = {"id": entry}
@@ -232,7 +234,7 @@ def _check_cameras(raw: Any, where: str, problems: list[str]) -> list[Camera]:
             problems.append(f"{where}: camera {cid!r} has unknown key {k!r}; allowed: id, device, fps")
         device = entry.get("device")
         fps = _check_fps(entry.get("fps"), f"camera {cid!r}", where, problems)
-        cams.append(Camera(cid, None if device is None else str(device), fps))
+        cams.append(PhoneCamera(cid, None if device is None else str(device), fps))
     if len(cams) < 2:
         problems.append(f"{where}: {len(cams)} camera(s) listed; 3D needs at least 2 cameras filming the same trials")
     return cams
@@ -292,7 +294,7 @@ def _discover_trials(root: Path, json_dir: str) -> list[dict[str, Any]]:
     return [{"name": n, "kind": "static" if n.lower().startswith("static") else "dynamic"} for n in sorted(names)]
 
 
-def _check_trials(raw: Any, root: Path, cams: list[Camera], where: str, problems: list[str], warnings: list[str],
+def _check_trials(raw: Any, root: Path, cams: list[PhoneCamera], where: str, problems: list[str], warnings: list[str],
                   keypoints_cfg: dict[str, Any] | None = None) -> list[Trial]:
     kcfg = keypoints_cfg or {"backend": "mediapipe", "json_dir": "pose2d"}
     json_dir = str(kcfg.get("json_dir") or "pose2d")
@@ -305,7 +307,6 @@ def _check_trials(raw: Any, root: Path, cams: list[Camera], where: str, problems
     if not isinstance(raw, list):
         problems.append(f"{where}: 'trials' must be a list of {{name, kind, mocap}} entries")
         return []
-    cam_ids = [c.id for c in cams]
     trials: list[Trial] = []
     seen: set[str] = set()
     for i, entry in enumerate(raw):
@@ -341,7 +342,7 @@ def _check_trials(raw: Any, root: Path, cams: list[Camera], where: str, problems
     return trials
 
 
-def _trial_fps(entry: dict, name: str, cams: list[Camera], where: str, problems: list[str]) -> dict[str, float]:
+def _trial_fps(entry: dict, name: str, cams: list[PhoneCamera], where: str, problems: list[str]) -> dict[str, float]:
     """Declared frame rates per camera: the trial's ``fps`` (one number, or camera -> number) over the
     camera's ``fps``."""
     cam_ids = [c.id for c in cams]
@@ -362,7 +363,7 @@ def _trial_fps(entry: dict, name: str, cams: list[Camera], where: str, problems:
     return fps
 
 
-def _trial_sources(entry: dict, root: Path, name: str, cams: list[Camera], kcfg: dict[str, Any], json_dir: str,
+def _trial_sources(entry: dict, root: Path, name: str, cams: list[PhoneCamera], kcfg: dict[str, Any], json_dir: str,
                    where: str, problems: list[str]) -> tuple[dict[str, Path], dict[str, Path], dict[str, float]]:
     """A trial's videos, its folders of 2D keypoint files and declared frame rates. A camera may go
     without a video when the JSON backend reads its keypoint files and its frame rate is declared."""

@@ -2,18 +2,16 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from bench.accuracy import coordinate_errors  # noqa: E402
-from bench.lab_sessions import HELD_OUT, S4, lab_training_data, training_trials  # noqa: E402
-from biomech.mot import CoordinateTable  # noqa: E402
-from pipeline.biomech_stages import keypoint_weights  # noqa: E402
+from bench.accuracy import coordinate_errors
+from bench.lab_sessions import HELD_OUT, S4, lab_training_data, training_trials
+from biomech.mot import CoordinateTable
+from pipeline.biomech_stages import keypoint_weights
 
 needs_lab = pytest.mark.skipif(not S4.is_dir(), reason=f"{S4} not present (shared Subject 4 mocap data)")
 

@@ -12,7 +12,7 @@ from biomech.trc import MarkerTable, read_trc, write_trc
 from models.augmenter import (LOWER_KEYPOINTS, LOWER_MARKERS, UPPER_KEYPOINTS, UPPER_MARKERS, Augmenter,
                               AugmenterError, LSTMAugmenterNet, augment, load_augmenters, save_augmenters)
 from pipeline.augment import augment_table
-from pipeline.gaps import fill_gaps
+from core.gaps import fill_gaps
 from pipeline.runner import StageInputError
 from tests.conftest import ROOT, SHARED_DATA, needs_shared
 

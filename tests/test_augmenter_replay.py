@@ -10,7 +10,7 @@ from biomech.motion_library import motion, standing_posture
 from biomech.mot import CoordinateTable
 from models.augmenter_data import KEYPOINTS, body_poses, marker_anchors, points_in_ground
 from models.augmenter_replay import ReplaySource, ReplaySpec, mirrored, replay_trials, varied
-from models.keypoints import VIDEO_KEYPOINTS, mirror_index
+from core.keypoints import VIDEO_KEYPOINTS, mirror_index
 
 
 @pytest.fixture(scope="module")

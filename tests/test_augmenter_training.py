@@ -13,7 +13,7 @@ from models.augmenter_data import (KEYPOINTS, MARKERS, DataSpec, KeypointErrors,
                                    points_in_ground, random_subject)
 from models.augmenter_eval import placement_corrected, squared_errors, summarise
 from models.augmenter_train import TrainSpec, WindowSampler, random_rotations, train_augmenter
-from pipeline.augment import DEFAULT_WEIGHTS
+from models.augmenter import DEFAULT_WEIGHTS
 
 
 @pytest.fixture(scope="module")

@@ -130,7 +130,6 @@ def _locked(root: Path, request, **_) -> dict[str, str]:
     """Another process holds the session's run lock, as a running `app.py run` does."""
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import sys
-        sys.path.insert(0, {str(ROOT)!r})
         from pathlib import Path
         from pipeline.lock import session_lock
         with session_lock(Path({str(root / 'output')!r})):
@@ -334,7 +333,6 @@ def _lock_holder(root, then: str) -> subprocess.Popen:
     """Another process that holds the session's lock, then runs ``then`` (Python) while holding it."""
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import sys, time
-        sys.path.insert(0, {str(ROOT)!r})
         from pathlib import Path
         from pipeline.lock import session_lock
         with session_lock(Path({str(root / 'output')!r})):

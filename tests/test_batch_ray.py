@@ -1,4 +1,4 @@
-"""Batches on Ray (sessions/batch_ray.py): the plan of tasks (fast, no Ray), and on a real local Ray
+"""Batches on Ray (pipeline/batch_ray.py): the plan of tasks (fast, no Ray), and on a real local Ray
 cluster on loopback (slow): the same outputs as the local engine, a worker killed mid-stage retried and
 resumed, bad sessions reported while the others finish, GPU shares asked for the GPU work."""
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from bench.batch_throughput import copy_demo
-from sessions.batch_ray import BACK, DETECT, FINISH, FRONT, LOOPBACK_ONLY_ENV, plan_session
+from pipeline.batch_ray import BACK, DETECT, FINISH, FRONT, LOOPBACK_ONLY_ENV, plan_session
 from sessions.config import ConfigError
 from sessions.session import load_session
 from tests.conftest import ROOT, write_session
@@ -158,7 +158,7 @@ def test_gpu_work_asks_for_a_gpu(tmp_path):
     os.environ.setdefault(LOOPBACK_ONLY_ENV, "0")  # before ray is imported: its servers on 127.0.0.1 only
     import ray
 
-    from sessions.batch_ray import ROOT as PRODUCT, run_batch_ray
+    from pipeline.batch_ray import ROOT as PRODUCT, run_batch_ray
 
     demo_session(tmp_path / "all" / "s")
     ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False,
@@ -179,7 +179,7 @@ def test_gpu_work_asks_for_a_gpu(tmp_path):
 @needs_ray
 @pytest.mark.skipif(shutil.which("ss") is None, reason="needs ss (iproute2) to list listening sockets")
 def test_local_cluster_listens_on_loopback_only():
-    script = ("import subprocess; from sessions.batch_ray import connect; stop = connect(None, 1); "
+    script = ("import subprocess; from pipeline.batch_ray import connect; stop = connect(None, 1); "
               "print(subprocess.run(['ss', '-ltnpH'], capture_output=True, text=True).stdout); stop()")
     res = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300,
                          env={**os.environ, "PYTHONPATH": str(ROOT)})
@@ -200,7 +200,7 @@ def test_node_leaving_mid_stage_is_retried_on_another(tmp_path):
     import ray
     from ray.cluster_utils import Cluster
 
-    from sessions.batch_ray import ROOT as PRODUCT, run_batch_ray
+    from pipeline.batch_ray import ROOT as PRODUCT, run_batch_ray
 
     demo_session(tmp_path / "all" / "s")
     out = tmp_path / "all" / "s" / "output"

@@ -203,8 +203,7 @@ def test_bad_camera_files_name_the_file(tmp_path):
 def test_demo_session_calibration_matches_the_true_cameras(demo_copy):
     res = calibrate_session(load_session(demo_copy))
     truth = yaml.safe_load((demo_copy / "calibration" / "virtual_cameras.yaml").read_text())
-    sys.path.insert(0, str(ROOT / "demo"))
-    from make_demo_session import BOARD_ORIGIN_M, BOARD_R_W2B
+    from demo.make_demo_session import BOARD_ORIGIN_M, BOARD_R_W2B
 
     # Our world: origin at the board's first corner, Y up, Z the board normal towards the cameras.
     world_from_demo = np.array([[0.0, 0, -1], [0, 1, 0], [1, 0, 0]])

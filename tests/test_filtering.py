@@ -5,7 +5,7 @@ import numpy as np
 from filterpy.kalman import KalmanFilter
 
 from pipeline.filtering import butterworth, kalman_rts, local_outliers, motion_model, smooth_keypoints
-from pipeline.gaps import fill_gaps
+from core.gaps import fill_gaps
 
 
 def track(T=300, rate=60.0, noise=0.01, seed=0):

@@ -12,7 +12,7 @@ import pytest
 from pipeline.frames import timing_stats
 from pipeline.orchestrate import run_session
 from pipeline.runner import DONE, FAILED, UP_TO_DATE
-from pipeline.video import VideoError, iter_frames, probe
+from core.video import VideoError, iter_frames, probe
 
 NO_LATER = {"run": {"stages": ["frames"]}}
 

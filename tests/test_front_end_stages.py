@@ -12,10 +12,10 @@ import yaml
 from biomech.mot import read_mot
 from biomech.trc import read_trc
 from calibration.camera import load_cameras
-from models.keypoints import VIDEO_KEYPOINTS
+from core.keypoints import VIDEO_KEYPOINTS
 from pipeline.keypoints2d import read_keypoints_csv
 from pipeline.orchestrate import run_session
-from pipeline.video import iter_frames
+from core.video import iter_frames
 from tests.conftest import SHARED_DATA, needs_shared
 
 DEMO_OFFSET_S = {"cam1": 0.0, "cam2": 0.3}  # cam2 starts 0.3 s late (demo/make_demo_session.py)
@@ -244,7 +244,7 @@ def test_pose2sim_reconstruction_keeps_bones_rigid(pose2sim_run, tmp_path):
     point triangulated, and thigh and shank lengths vary by under 5 % (CV) over the trial."""
     from calibration.camera import save_cameras
     from calibration.importers import read_qualisys
-    from models.keypoints import INDEX
+    from core.keypoints import INDEX
 
     root = tmp_path / "p2s"
     shutil.copytree(pose2sim_run, root)

@@ -6,7 +6,7 @@ import pytest
 
 from calibration.camera import Camera, look_at
 from demo.make_demo_session import skeleton, squat_depth
-from models.keypoints import mirror_index
+from core.keypoints import mirror_index
 from pipeline.detect import reprojection_error, subject_agreement
 from pipeline.person_select import candidates, choose_subject, link_tracks, track_infos
 from pipeline.swaps import fix_swaps

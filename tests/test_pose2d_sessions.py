@@ -10,7 +10,7 @@ import yaml
 
 from biomech.trc import read_trc
 from demo.synthetic_session import ErrorModel, make_pose2d_session
-from models.keypoints import VIDEO_KEYPOINTS
+from core.keypoints import VIDEO_KEYPOINTS
 from models.pose_openpose import read_pose_json_dir
 from pipeline.keypoints2d import read_keypoints_csv
 from pipeline.orchestrate import run_session

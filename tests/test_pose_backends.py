@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from models.keypoints import INDEX, VIDEO_KEYPOINTS, mirror_index
+from core.keypoints import INDEX, VIDEO_KEYPOINTS, mirror_index
 from models.pose_mediapipe import SMALL_TOE_ALONG, SMALL_TOE_LATERAL, blazepose_to_video
 from models.pose_openpose import PoseJsonError, read_pose_json_dir
 

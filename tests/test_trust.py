@@ -9,7 +9,7 @@ import pytest
 
 from biomech.mot import read_mot
 from biomech.trc import read_trc
-from models.keypoints import VIDEO_KEYPOINTS
+from core.keypoints import VIDEO_KEYPOINTS
 from models.pose_openpose import SKELETONS
 from pipeline.orchestrate import run_session
 from pipeline.verdict import CHECKS, DOUBTFUL, OK, UNUSABLE, judge

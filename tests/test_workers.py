@@ -28,7 +28,6 @@ def test_workers_die_when_the_run_is_killed(tmp_path):
     script = tmp_path / "run.py"
     script.write_text(textwrap.dedent(f"""
         import os, sys, time
-        sys.path.insert(0, {str(ROOT)!r})
         from pipeline.workers import worker_pool
 
         def main():
@@ -64,7 +63,7 @@ def test_mediapipe_chatter_goes_to_the_log_not_the_console(tmp_path):
     """A short detection through the stage's own pool: nothing of MediaPipe on the console."""
     import cv2
 
-    from pipeline.video import iter_frames
+    from core.video import iter_frames
 
     clip = tmp_path / "clip.mp4"
     writer = None
@@ -79,7 +78,6 @@ def test_mediapipe_chatter_goes_to_the_log_not_the_console(tmp_path):
     script = tmp_path / "detect.py"
     script.write_text(textwrap.dedent(f"""
         import sys
-        sys.path.insert(0, {str(ROOT)!r})
         from pipeline.detect import detect_video
         from pipeline.workers import worker_pool
 

@@ -33,7 +33,7 @@ from typing import Any, Callable
 
 from pipeline.runner import check_force_from
 from pipeline.stages import stages_from_config
-from sessions.batch import BatchEntry, entry_from_error, entry_from_run, find_sessions
+from pipeline.batch import BatchEntry, entry_from_error, entry_from_run, find_sessions
 from sessions.config import ConfigError, apply_overrides, load_defaults
 from sessions.session import Session, SessionError, load_session
 

@@ -5,9 +5,18 @@ the augmenter all speak the same language.
 """
 from __future__ import annotations
 
+import warnings
+
+import numpy as np
+
 VIDEO_KEYPOINTS = ["Neck", "RShoulder", "LShoulder", "RElbow", "LElbow", "RWrist", "LWrist", "midHip", "RHip", "LHip",
                    "RKnee", "LKnee", "RAnkle", "LAnkle", "RBigToe", "RSmallToe", "RHeel", "LBigToe", "LSmallToe", "LHeel"]
 INDEX = {name: i for i, name in enumerate(VIDEO_KEYPOINTS)}
+
+# A 2D keypoint at or above this confidence counts as seen when a body is measured in the picture
+# (its size, centre and distance to another detection; left/right checks; the sync speed signal).
+# Triangulation has its own threshold (triangulate.min_confidence in config.yaml).
+CONFIDENT = 0.3
 
 # Left/right groups that a detector can swap as a whole; each is fixed independently.
 ARM_PAIRS = [("RShoulder", "LShoulder"), ("RElbow", "LElbow"), ("RWrist", "LWrist")]
@@ -33,3 +42,23 @@ SKELETON = [
     ("RSmallToe", "RHeel", "R"), ("LAnkle", "LHeel", "L"), ("LHeel", "LBigToe", "L"), ("LBigToe", "LSmallToe", "L"),
     ("LSmallToe", "LHeel", "L"),
 ]
+
+
+def body_size(kp: np.ndarray, min_conf: float = CONFIDENT) -> np.ndarray:
+    """Height of the confident keypoints' bounding box. kp: (..., K, 3) -> (...), NaN where < 2 points."""
+    ok = kp[..., 2] >= min_conf
+    y = np.where(ok, kp[..., 1], np.nan)
+    x = np.where(ok, kp[..., 0], np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows are expected (nobody there)
+        size = np.fmax(np.nanmax(y, -1) - np.nanmin(y, -1), np.nanmax(x, -1) - np.nanmin(x, -1))
+    size[np.sum(ok, -1) < 2] = np.nan
+    return size
+
+
+def body_centre(kp: np.ndarray, min_conf: float = CONFIDENT) -> np.ndarray:
+    """Mean of the confident keypoints. kp: (..., K, 3) -> (..., 2), NaN where none."""
+    ok = kp[..., 2] >= min_conf
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.stack([np.nanmean(np.where(ok, kp[..., a], np.nan), -1) for a in (0, 1)], -1)
