@@ -71,7 +71,7 @@ def cmd_people(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from pipeline.lock import session_lock
-    from pipeline.report_stage import has_been_run, write_session_report
+    from pipeline.report import has_been_run, write_session_report
     from sessions.session import load_session
 
     session = load_session(args.session)
@@ -139,7 +139,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     write_batch_summary(root / "batch_summary.json", entries)
     print(f"batch summary: {root / 'batch_summary.json'}")
-    from pipeline.report_stage import write_batch_index
+    from pipeline.report import write_batch_index
 
     print(f"batch overview: {write_batch_index(root, entries)}")
     return EXIT_OK if all(e.status == "ok" for e in entries) else EXIT_FAILED
@@ -271,7 +271,7 @@ def cmd_augmenter_train(args: argparse.Namespace) -> int:
     if args.replay_subjects > 0:
         from bench.lab_sessions import S4, lab_training_data, training_trials
         from models.augmenter_replay import ReplaySpec
-        from pipeline.biomech_stages import ik_marker_weights
+        from pipeline.scale import ik_marker_weights
         from sessions.config import load_defaults
 
         if not S4.is_dir():

@@ -39,8 +39,8 @@ from biomech.mocap import reference_angles
 from biomech.mot import CoordinateTable, read_mot
 from biomech.trc import read_trc
 from models.augmenter import DEFAULT_WEIGHTS
-from pipeline.biomech_stages import ik_marker_weights
-from pipeline.compare_stage import rotations_only
+from pipeline.scale import ik_marker_weights
+from pipeline.compare import rotations_only
 
 RESULTS = ROOT / "bench" / "results"
 FLEXIONS = ("hip_flexion", "knee_angle", "ankle_angle")

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 from calibration.checkerboard import Board
 from calibration.importers import read_qualisys
 from calibration.intrinsics import intrinsics_from_folder
-from pipeline.triangulation import dlt, triangulate
+from pipeline.triangulate_points import dlt, triangulate
 
 DATA = ROOT.parent / "shared" / "data" / "pose2sim-demo"
 # MediaPipe landmarks used: shoulders, elbows, wrists, hips, knees, ankles, heels, foot index
@@ -115,7 +115,7 @@ def main() -> int:
     print(f"frame offsets vs cam01: {result['frame_offsets_vs_cam01']}")
     print(f"reprojection error after triangulation, all 4 cameras (px): {result['reprojection_px']}")
     print(f"median reprojection error of camera pairs (px): {pairs}")
-    print(f"with outlier-camera rejection (pipeline.triangulation, 20 px): {result['with_outlier_camera_rejection_px']}")
+    print(f"with outlier-camera rejection (pipeline.triangulate_points, 20 px): {result['with_outlier_camera_rejection_px']}")
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / "calibration_real.json").write_text(json.dumps(result, indent=2))

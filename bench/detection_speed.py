@@ -3,11 +3,11 @@
 Measures, on this machine's CPU (and on CUDA, float16 and float32, when torch sees a GPU):
 
 1. decoding alone: frames/s of core.video.iter_frames (BGR) and of the torch backend's
-   pipeline.detect_blazepose.frame_batches (RGB batches, decoded in a background thread);
-2. the MediaPipe backend (pipeline.detect.detect_video, XNNPACK) with max_people 1 and 2, frames/s per
+   pipeline.keypoints_blazepose.frame_batches (RGB batches, decoded in a background thread);
+2. the MediaPipe backend (pipeline.keypoints_detect.detect_video, XNNPACK) with max_people 1 and 2, frames/s per
    video in this one process, and the all-cores figure the pipeline would get with one process per core,
    as a projection (per-process frames/s x min(cores, videos)), not a measurement;
-3. the blazepose-torch backend (pipeline.detect_blazepose.detect_videos_torch over the 4 videos, decoding
+3. the blazepose-torch backend (pipeline.keypoints_blazepose.detect_videos_torch over the 4 videos, decoding
    included) for batches of 1, 16, 64 (and 256 on CUDA) frames and 1 or 2 landmark passes, with the split
    of its time: image transfer/conversion and detector per frame, landmark model per person, time spent
    waiting for decoded frames; the largest share names what limits the row;
@@ -85,7 +85,7 @@ def machine() -> dict:
 
 # ---------------------------------------------------------------------------------------------- decode
 def decode_speed(videos: list[Path]) -> dict:
-    from pipeline.detect_blazepose import frame_batches
+    from pipeline.keypoints_blazepose import frame_batches
     from core.video import iter_frames
 
     res = {}
@@ -201,7 +201,7 @@ def mediapipe_speed(videos: list[Path], max_people: int) -> dict:
     pipeline's one-process-per-core pool; restored afterwards)."""
     import cv2
 
-    from pipeline.detect import detect_video
+    from pipeline.keypoints_detect import detect_video
 
     threads = cv2.getNumThreads()
     per, frames, seconds = {}, 0, 0.0
@@ -240,7 +240,7 @@ def instrumented(model, stats: dict, max_frames: int | None):
     without changing the code path: the model's methods and the module's frame source are wrapped."""
     import torch
 
-    import pipeline.detect_blazepose as dbp
+    import pipeline.keypoints_blazepose as dbp
 
     cuda = model.device.type == "cuda"
 
@@ -299,7 +299,7 @@ def instrumented(model, stats: dict, max_frames: int | None):
 def torch_row(model, videos: list[Path], batch: int, passes: int, max_frames: int | None) -> dict:
     import torch
 
-    from pipeline.detect_blazepose import detect_videos_torch
+    from pipeline.keypoints_blazepose import detect_videos_torch
 
     model.refine_passes = passes - 1
     stats = dict.fromkeys(("_images", "detect", "landmarks", "decode_wait", "people", "crops", "frames"), 0.0)
@@ -344,7 +344,7 @@ def torch_sweep(device: str, dtypes, plan, videos: list[Path], min_frames: int |
     import torch
 
     from models.blazepose_torch import BlazePoseTorch
-    from pipeline.detect_blazepose import frame_batches
+    from pipeline.keypoints_blazepose import frame_batches
 
     def frames_for(batch):
         return None if min_frames is None else max(min_frames, batch)
@@ -409,7 +409,7 @@ def float16_difference(video: Path, frames: int) -> dict:
     import torch
 
     from models.blazepose_torch import BlazePoseTorch
-    from pipeline.detect_blazepose import frame_batches
+    from pipeline.keypoints_blazepose import frame_batches
 
     images = next(iter(frame_batches(video, frames)))
     res, det = {"cpu_threads": 1}, {}

@@ -21,10 +21,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 from biomech.trc import read_trc
 from calibration.camera import Camera, look_at
-from pipeline.filtering import measurement_std, smooth_keypoints
-from pipeline.reconstruct import PAIRS
-from pipeline.swaps import fix_swaps
-from pipeline.triangulation import fix_cross_view_swaps, triangulate
+from pipeline.filter_kalman import measurement_std, smooth_keypoints
+from pipeline.triangulate import PAIRS
+from pipeline.keypoints_swaps import fix_swaps
+from pipeline.triangulate_points import fix_cross_view_swaps, triangulate
 
 RATE = 60.0
 
@@ -67,7 +67,7 @@ def corrupt(uv, conf, rng, noise_px, outliers, dropouts, swaps):
 
 def reconstruct(cams, uv, conf):
     # The product's chain: the keypoints stage relabels left/right per camera by temporal
-    # consistency (pipeline/swaps.py), the triangulate stage across views (3+ cameras).
+    # consistency (pipeline/keypoints_swaps.py), the triangulate stage across views (3+ cameras).
     kp = np.stack([fix_swaps(np.concatenate([uv[c], conf[c][..., None]], axis=-1))[0] for c in range(len(cams))])
     uv, conf = kp[..., :2], kp[..., 2]
     if len(cams) >= 3:

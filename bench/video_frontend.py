@@ -20,12 +20,12 @@ import numpy as np
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-from pipeline.detect import detect_video
-from pipeline.keypoints2d import read_keypoints_csv
+from pipeline.keypoints_detect import detect_video
+from pipeline.keypoints import read_keypoints_csv
 from pipeline.orchestrate import run_session
-from pipeline.person_select import link_tracks
-from pipeline.swaps import fix_swaps
-from pipeline.sync import speed_signal, synchronise
+from pipeline.keypoints_people import link_tracks
+from pipeline.keypoints_swaps import fix_swaps
+from pipeline.sync_offsets import speed_signal, synchronise
 from core.video import iter_frames
 
 DATA = ROOT.parent / "shared" / "data" / "pose2sim-demo"

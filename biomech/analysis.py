@@ -1,6 +1,6 @@
 """Joint-angle analysis of one trial: squat repetitions, or range of motion and peaks per coordinate.
 
-Pure functions and dataclasses; the ``analyse`` stage (pipeline/analyse_stage.py) reads the files,
+Pure functions and dataclasses; the ``analyse`` stage (pipeline/analyse.py) reads the files,
 calls ``analyse_trial`` and writes the results. Angles come in as a ``CoordinateTable`` (radians,
 translations in metres, as ``biomech.mot.read_mot`` returns them); everything reported is in degrees,
 centimetres and seconds, with the unit in each name.

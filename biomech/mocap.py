@@ -1,6 +1,6 @@
 """Reference joint angles: a reference .mot as it is, or a 3D marker .trc solved on our model.
 
-Used by ``app.py compare`` and by the pipeline's ``compare`` stage (``pipeline/compare_stage.py``).
+Used by ``app.py compare`` and by the pipeline's ``compare`` stage (``pipeline/compare.py``).
 A .trc is recognised by its marker names (``recognise_marker_set``):
 
 - a lab's mocap markers (``biomech.landmarks.MOCAP_MARKERS``: ``r.ASIS``, ``R_HJC``, ...): our model with

@@ -5,7 +5,7 @@ verdict, results, figures as PNG bytes and quality numbers) into a ``Document`` 
 ``render_html`` makes one self-contained HTML page of it (inline CSS, figures as base64 ``data:`` URIs,
 no external resources) and ``render_pdf`` the same content as A4 pages with matplotlib (text pages and
 figure pages), so neither needs a browser. Gathering the data from a session's outputs is done by
-``pipeline/report_stage.py``.
+``pipeline/report.py``.
 
 Reading order, for a clinician: the verdict of every trial first (an unusable trial says so in red on
 the first page and at the top of its section), then per trial the results (angle-time curves, the

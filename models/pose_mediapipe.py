@@ -4,7 +4,7 @@ BlazePose tracks one person per instance. To see every person it could lock onto
 frame with the people found by instances 0..k-1 blacked out; each instance then tracks its own
 person from frame to frame. The detector that (re)acquires a person is the same for all instances,
 so anyone the main instance could confuse with the subject is also visible to the next instance,
-and person selection (pipeline/person_select.py) chooses among them.
+and person selection (pipeline/keypoints_people.py) chooses among them.
 
 Mapping of BlazePose's 33 landmarks onto the video keypoints (core/keypoints.py):
   shoulders, elbows, wrists, hips, knees, ankles, heels: the landmarks of the same name

@@ -1,7 +1,8 @@
 """Stage ``augment``: the filtered video keypoints -> anatomical markers with the LSTM augmenter.
 
-Input:  output/<trial>/filter/keypoints.trc  (the 20 video keypoints, metres, OpenSim frame)
-Output: output/<trial>/augment/markers.trc   (the video keypoints plus the 43 _study markers)
+Input:  the filter stage's keypoints (``FilterOutput``: the 20 video keypoints, metres, OpenSim frame)
+Output (``AugmentOutput``):
+        output/<trial>/augment/markers.trc   (the video keypoints plus the 43 _study markers)
         output/<trial>/augment/gaps.json     keypoint gaps filled / bridged, markers left empty per frame
 """
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -17,6 +19,7 @@ from models.augmenter import DEFAULT_WEIGHTS, AugmenterError, augment, load_augm
 from models.device import DeviceError, pick_device
 from biomech.landmarks import marker_keypoints
 from core.gaps import fill_gaps, nan_runs, runs_mask
+from pipeline.filter import FilterOutput
 from pipeline.runner import StageContext, StageInputError
 
 FOOT_KEYPOINTS = ["RHeel", "LHeel", "RBigToe", "LBigToe", "RSmallToe", "LSmallToe"]
@@ -141,9 +144,37 @@ def augment_table(table: MarkerTable, models, height_m: float, mass_kg: float, m
     return AugmentResult(out, short, gap_runs, marker_names, emptied)
 
 
+@dataclass(frozen=True)
+class AugmentOutput:
+    """What the augment stage hands on: the video keypoints plus the anatomical markers
+    (``markers.trc``) and the gap report (``gaps.json``, see ``AugmentResult.report``)."""
+
+    markers: MarkerTable
+    gaps: dict[str, Any]
+
+    TRC = "markers.trc"
+
+    def save(self, out_dir: Path) -> None:
+        write_trc(out_dir / self.TRC, self.markers)
+        (out_dir / "gaps.json").write_text(json.dumps(self.gaps, indent=2))
+
+    @classmethod
+    def trc_path(cls, stage_dir: Path) -> Path:
+        """The marker file itself, for the OpenSim tools that read it (scale, ik)."""
+        return stage_dir / cls.TRC
+
+    @classmethod
+    def load_gaps(cls, stage_dir: Path) -> dict[str, Any]:
+        return json.loads((stage_dir / "gaps.json").read_text())
+
+    @classmethod
+    def load(cls, stage_dir: Path) -> AugmentOutput:
+        return cls(read_trc(cls.trc_path(stage_dir)), cls.load_gaps(stage_dir))
+
+
 def run_augment(ctx: StageContext) -> None:
     cfg = ctx.config["augment"]
-    src = ctx.stage_dir("filter") / "keypoints.trc"
+    src = FilterOutput.trc_path(ctx.stage_dir("filter"))
     path = weights_path(ctx.config)
     models, meta = load_augmenter_file(path)
     try:
@@ -151,7 +182,7 @@ def run_augment(ctx: StageContext) -> None:
     except DeviceError as exc:
         raise StageInputError(str(exc)) from None
     subject = ctx.session.subject
-    res = augment_table(read_trc(src), models, subject.height_m, subject.mass_kg, cfg["max_gap_s"], cfg["floor_offset"],
+    res = augment_table(FilterOutput.load(ctx.stage_dir("filter")).keypoints, models, subject.height_m, subject.mass_kg, cfg["max_gap_s"], cfg["floor_offset"],
                         device, str(src))
     out = res.table
     report = res.report(core=models[0].keypoints if models else ())  # the first (lower-body) model's inputs
@@ -163,8 +194,7 @@ def run_augment(ctx: StageContext) -> None:
                         + (f"; markers left empty there: {', '.join(emptied)}" if emptied else ""))
     for w in warnings:
         ctx.log.warning("%s/augment: %s", ctx.trial.name, w)
-    write_trc(ctx.out_dir / "markers.trc", out)
-    (ctx.out_dir / "gaps.json").write_text(json.dumps(report, indent=2))
+    AugmentOutput(out, report).save(ctx.out_dir)
     ctx.summary.update(markers=len(out.names), frames=len(out.time_s), device=device, weights=str(path),
                        weights_source=meta.get("source", ""), warnings=warnings,
                        bridged_frame_share=report["bridged_frame_share"],
@@ -173,7 +203,3 @@ def run_augment(ctx: StageContext) -> None:
                                + (f", {100 * report['bridged_frame_share']:.0f}% of frames with a keypoint bridged "
                                   f"(dependent markers left empty there)" if report["bridged"] else ""))
 
-
-def load_gap_report(stage_dir: Path) -> dict:
-    """The augment stage's gaps.json (see ``AugmentResult.report``)."""
-    return json.loads((stage_dir / "gaps.json").read_text())

@@ -4,7 +4,7 @@ an existing Ray cluster; the outputs, batch summary and index page are those of 
 How a session is split (``plan_session``, pure; the settings are config.yaml's ``batch`` section):
 
 - ``detect``: the 2D detection of one camera of one trial, into the detection cache the keypoints stage
-  reads (pipeline/detect.py ``prefetch_detections``), so a trial's cameras are detected in parallel;
+  reads (pipeline/keypoints_detect.py ``prefetch_detections``), so a trial's cameras are detected in parallel;
 - ``front``: a trial's stages up to the last of ``batch.gpu_stages`` (frames ... augment), after its
   ``detect`` tasks;
 - ``back``: the trial's later stages (scale, ik, analyse, compare, report), after its ``front`` and, for
@@ -117,7 +117,7 @@ def _first_refusal(results: tuple[Any, ...]) -> PartRefused | None:
 
 
 def _task_detect(root: str, trial: str, cam: str, overrides: dict[str, Any] | None, progress: Any) -> Any:
-    from pipeline.detect import prefetch_detections
+    from pipeline.keypoints_detect import prefetch_detections
     from pipeline.lock import RunRefused, check_writable, session_lock
     from pipeline.logs import session_logging
 

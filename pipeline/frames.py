@@ -14,14 +14,43 @@ Outputs in ``output/<trial>/frames/``:
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
-from pipeline.runner import StageContext, StageInputError
 from core.video import MIN_FRAMES, VideoError, check_video, iter_frames
+from pipeline.runner import StageContext, StageInputError
+
+
+@dataclass(frozen=True)
+class FramesOutput:
+    """What the frames stage hands on: per camera its record (size, rotation, fps, frame count, ...:
+    the ``frames.json`` entry) and every frame's presentation time (s, the camera's own clock)."""
+
+    trial: str
+    cameras: dict[str, dict[str, Any]]
+    time_s: dict[str, np.ndarray]  # camera -> (frames,)
+
+    def size(self, cam: str) -> tuple[int, int] | None:
+        """(width, height) of a camera's upright picture; None for 2D keypoint files of unknown size."""
+        rec = self.cameras[cam]
+        return None if rec["width"] is None else (rec["width"], rec["height"])
+
+    def save(self, out_dir: Path) -> None:
+        for cam, t in self.time_s.items():
+            np.savetxt(out_dir / f"timestamps_{cam}.csv", np.column_stack([np.arange(len(t)), t]),
+                       fmt=["%d", "%.6f"], delimiter=",", header="frame,time_s", comments="")
+        (out_dir / "frames.json").write_text(json.dumps({"trial": self.trial, "cameras": self.cameras}, indent=2))
+
+    @classmethod
+    def load(cls, stage_dir: Path) -> FramesOutput:
+        doc = json.loads((stage_dir / "frames.json").read_text())
+        times = {c: np.loadtxt(stage_dir / f"timestamps_{c}.csv", delimiter=",", skiprows=1, ndmin=2)[:, 1]
+                 for c in doc["cameras"]}
+        return cls(doc["trial"], doc["cameras"], times)
 
 
 def frames_inputs(ctx: StageContext) -> list[Path]:
@@ -180,6 +209,7 @@ def scan_keypoint_files(ctx: StageContext, cam: str, sizes: dict[str, tuple[int,
 def run_frames(ctx: StageContext) -> None:
     cfg = ctx.config["frames"]
     cameras: dict[str, Any] = {}
+    times: dict[str, np.ndarray] = {}
     sheet_rows = []
     sizes = _calibrated_sizes(ctx) if any(c.id not in ctx.trial.videos for c in ctx.session.cameras) else {}
     for cam in [c.id for c in ctx.session.cameras]:
@@ -199,15 +229,10 @@ def run_frames(ctx: StageContext) -> None:
             )
         if record["variable_frame_rate"]:
             ctx.log.info("%s: variable frame rate (%d irregular intervals); real timestamps are used", record["file"], record["irregular_intervals"])
-        np.savetxt(
-            ctx.out_dir / f"timestamps_{cam}.csv",
-            np.column_stack([np.arange(len(t)), t]),
-            fmt=["%d", "%.6f"], delimiter=",", header="frame,time_s", comments="",
-        )
-        cameras[cam] = record
+        cameras[cam], times[cam] = record, t
         if tiles:
             sheet_rows.append(tiles)
-    (ctx.out_dir / "frames.json").write_text(json.dumps({"trial": ctx.trial.name, "cameras": cameras}, indent=2))
+    FramesOutput(ctx.trial.name, cameras, times).save(ctx.out_dir)
     if sheet_rows:
         cv2.imwrite(str(ctx.out_dir / "contact_sheet.png"), contact_sheet(sheet_rows))
     durations = [c["duration_s"] for c in cameras.values()]

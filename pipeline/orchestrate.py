@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.lock import check_writable, session_lock, trial_lock
-from pipeline.report_stage import ReportFiles, write_session_report
+from pipeline.report import ReportFiles, write_session_report
 from pipeline.logs import session_logging
 from pipeline.runner import FAILED, Outcome, Runner, check_force_from
 from pipeline.stages import stages_from_config

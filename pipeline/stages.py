@@ -5,16 +5,19 @@ the runner reports it as "not available yet" and the stages after it wait.
 """
 from __future__ import annotations
 
-from pipeline.analyse_stage import run_analyse
+from pipeline.analyse import run_analyse
 from pipeline.augment import run_augment, weights_path
-from pipeline.biomech_stages import ik_inputs, run_ik_stage, run_scale, scale_inputs, uses_augmented_markers
-from pipeline.compare_stage import compare_inputs, no_mocap, run_compare
-from pipeline.detect import json_inputs, resolve_backend, run_keypoints
+from pipeline.ik import ik_inputs, run_ik_stage
+from pipeline.scale import run_scale, scale_inputs, uses_augmented_markers
+from pipeline.compare import compare_inputs, no_mocap, run_compare
+from pipeline.keypoints import run_keypoints
+from pipeline.keypoints_detect import json_inputs, resolve_backend
 from pipeline.frames import frames_inputs, run_frames
-from pipeline.reconstruct import run_filter, run_triangulate
-from pipeline.report_stage import run_report
+from pipeline.filter import run_filter
+from pipeline.triangulate import run_triangulate
+from pipeline.report import run_report
 from pipeline.runner import Stage, StageContext, StageInputError
-from pipeline.sync_stage import run_sync
+from pipeline.sync import run_sync
 
 
 def _calibration(ctx: StageContext) -> list:
@@ -80,7 +83,7 @@ STAGES: dict[str, Stage] = {
               kinds=("dynamic",), applies=no_mocap, params=_subject,
               libraries=NUMERIC + ("opensim", "matplotlib")),
         # the trial's figures and section data; the session's report.html/.pdf are assembled after the verdicts
-        # (pipeline/report_stage.py write_session_report, called by orchestrate.run_session and `app.py report`)
+        # (pipeline/report.py write_session_report, called by orchestrate.run_session and `app.py report`)
         Stage("report", run_report, needs=("analyse",), config_sections=("report",), kinds=("dynamic",),
               libraries=NUMERIC + ("pandas", "matplotlib")),
     ]

@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 from bench.accuracy import coordinate_errors
 from bench.lab_sessions import HELD_OUT, S4, lab_training_data, training_trials
 from biomech.mot import CoordinateTable
-from pipeline.biomech_stages import keypoint_weights
+from pipeline.scale import keypoint_weights
 
 needs_lab = pytest.mark.skipif(not S4.is_dir(), reason=f"{S4} not present (shared Subject 4 mocap data)")
 
@@ -34,7 +34,7 @@ def test_lab_training_data_holds_out_the_benchmark_trials_and_measures_detector_
     trials = training_trials()
     assert not set(trials) & set(HELD_OUT) and "static1" in trials and len(trials) >= 10
     from sessions.config import load_defaults
-    from pipeline.biomech_stages import ik_marker_weights
+    from pipeline.scale import ik_marker_weights
 
     sources, shifts = lab_training_data(["static1", "DJ2"], tmp_path, ik_marker_weights(load_defaults()))
     assert [s.name for s in sources] == ["static1", "DJ2"] and sources[1].activity == "drop jump"

@@ -11,7 +11,7 @@ import pytest
 from biomech.analysis import (AnalysisSettings, activity_from_name, analyse_trial, asymmetry_index, pelvis_matrices,
                               relative_to_heading, zxy_angles, _rot)
 from biomech.mot import CoordinateTable, read_mot
-from pipeline.analyse_stage import OUTPUTS, angles_frame, reps_frame, write_analysis
+from pipeline.analyse import OUTPUTS, angles_frame, reps_frame, write_analysis
 from sessions.config import ConfigError, apply_overrides, load_defaults
 
 RATE_HZ = 60.0

@@ -171,6 +171,7 @@ def test_missing_inputs_are_refused():
 def test_augment_stage_in_the_runner_reruns_when_the_subject_changes(tmp_path):
     import yaml
 
+    from pipeline.filter import FilterOutput
     from pipeline.logs import session_logging
     from pipeline.runner import DONE, UP_TO_DATE, Runner, Stage
     from pipeline.stages import STAGES
@@ -182,8 +183,8 @@ def test_augment_stage_in_the_runner_reruns_when_the_subject_changes(tmp_path):
     doc["config"] = {"augment": {"weights": str(weights)}}
     root = write_session(tmp_path / "s", doc, VALID_VIDEOS)
 
-    def fake_filter(ctx):  # stands in for the 3D reconstruction stages
-        write_trc(ctx.out_dir / "keypoints.trc", keypoint_table())
+    def fake_filter(ctx):  # stands in for the 3D reconstruction stages: hands over what the filter stage does
+        FilterOutput(keypoint_table(), quality={}).save(ctx.out_dir)
 
     stages = [Stage("filter", fake_filter), STAGES["augment"]]
 

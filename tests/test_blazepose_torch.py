@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from models.blazepose_torch import (BlazePoseTorch, decode_boxes, detection_roi, refine_from_heatmap, roi_grid,
                                     ssd_anchors, weighted_nms)
-from pipeline.detect_blazepose import people_array
+from pipeline.keypoints_blazepose import people_array
 from tests.conftest import SHARED_DATA, needs_shared
 
 

@@ -157,7 +157,7 @@ def _mot_session(tmp_path, max_shift_s: float = 2.0):
 
 
 def test_compare_stage_with_a_reference_mot(tmp_path):
-    from pipeline.compare_stage import compare_inputs, no_mocap, run_compare
+    from pipeline.compare import compare_inputs, no_mocap, run_compare
     from pipeline.runner import StageContext
 
     session, trial = _mot_session(tmp_path)
@@ -177,7 +177,7 @@ def test_compare_stage_with_a_reference_mot(tmp_path):
 
 
 def test_compare_stage_warns_when_the_shift_sits_at_its_limit(tmp_path):
-    from pipeline.compare_stage import run_compare
+    from pipeline.compare import run_compare
     from pipeline.runner import StageContext
 
     session, trial = _mot_session(tmp_path, max_shift_s=0.05)

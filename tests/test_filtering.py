@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 from filterpy.kalman import KalmanFilter
 
-from pipeline.filtering import butterworth, kalman_rts, local_outliers, motion_model, smooth_keypoints
+from pipeline.filter_kalman import butterworth, kalman_rts, local_outliers, motion_model, smooth_keypoints
 from core.gaps import fill_gaps
 
 

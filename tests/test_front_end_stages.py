@@ -13,7 +13,7 @@ from biomech.mot import read_mot
 from biomech.trc import read_trc
 from calibration.camera import load_cameras
 from core.keypoints import VIDEO_KEYPOINTS
-from pipeline.keypoints2d import read_keypoints_csv
+from pipeline.keypoints import read_keypoints_csv
 from pipeline.orchestrate import run_session
 from core.video import iter_frames
 from tests.conftest import SHARED_DATA, needs_shared
@@ -182,7 +182,7 @@ def test_pose2sim_subject_tracked_in_every_frame(pose2sim_run):
     """Every frame of every camera holds the subject, never the bystander (in cam01 and cam02): the
     four views triangulate into one person with the lab's calibration in every single frame."""
     from calibration.importers import read_qualisys
-    from pipeline.triangulation import triangulate
+    from pipeline.triangulate_points import triangulate
 
     out = pose2sim_run / "output" / "trial"
     report = json.loads((out / "keypoints" / "keypoints.json").read_text())
@@ -209,7 +209,7 @@ def test_pose2sim_subject_tracked_in_every_frame(pose2sim_run):
 def test_pose2sim_sync_recovers_cut_and_fractional_offsets(pose2sim_run):
     """Cut k frames from the start of one camera (k = 1..30) or delay it by a fraction of a frame:
     the change in its offset is recovered within half a frame (60 fps)."""
-    from pipeline.sync import speed_signal, synchronise
+    from pipeline.sync_offsets import speed_signal, synchronise
 
     out = pose2sim_run / "output" / "trial"
     data = [read_keypoints_csv(out / "keypoints" / f"{c}.csv") for c in P2S_CAMS]

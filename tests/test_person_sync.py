@@ -7,10 +7,10 @@ import pytest
 from calibration.camera import Camera, look_at
 from demo.make_demo_session import skeleton, squat_depth
 from core.keypoints import mirror_index
-from pipeline.detect import reprojection_error, subject_agreement
-from pipeline.person_select import candidates, choose_subject, link_tracks, track_infos
-from pipeline.swaps import fix_swaps
-from pipeline.sync import speed_signal, synchronise
+from pipeline.keypoints_people import reprojection_error, subject_agreement
+from pipeline.keypoints_people import candidates, choose_subject, link_tracks, track_infos
+from pipeline.keypoints_swaps import fix_swaps
+from pipeline.sync_offsets import speed_signal, synchronise
 
 SECONDS = 6.0
 

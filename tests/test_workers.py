@@ -78,7 +78,7 @@ def test_mediapipe_chatter_goes_to_the_log_not_the_console(tmp_path):
     script = tmp_path / "detect.py"
     script.write_text(textwrap.dedent(f"""
         import sys
-        from pipeline.detect import detect_video
+        from pipeline.keypoints_detect import detect_video
         from pipeline.workers import worker_pool
 
         if __name__ == "__main__":

@@ -130,7 +130,7 @@ def fix_cross_view_swaps(cams: list[Camera], uv: np.ndarray, conf: np.ndarray, p
     halves (``gain``) the error of the labels as given. An even split is left alone: it cannot be
     told which half is right. Needs 3 or more cameras seeing the pair: with 2, a swap cannot be
     told from a mistake of the other camera (each camera's own labels are made temporally
-    consistent before, in pipeline/swaps.py).
+    consistent before, in pipeline/keypoints_swaps.py).
     Returns corrected uv, conf and the (frames, cameras, pairs) swap mask.
     """
     C, F, _ = conf.shape

@@ -9,7 +9,7 @@ same track.
 Choice: per camera, tracks are scored by coverage (share of frames) x size (median body height
 over image height) x mean confidence x framing (how near the image's vertical centre line the
 person stays: phones are aimed at the subject). When other people are present, the subject is the
-combination of tracks, one per camera, that agrees best across cameras (pipeline/detect.py,
+combination of tracks, one per camera, that agrees best across cameras (
 ``subject_agreement``): with calibrated cameras, combinations that cannot be one person are out;
 among the rest, the subject is filmed the whole trial, framed in the middle, and moves the same in
 every view. A hint in session.yaml (``subject.seen_at``: where the subject is in one camera at one
@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from core.keypoints import CONFIDENT, body_centre, body_size, mirror_index
+from pipeline.sync_offsets import speed_signal, synchronise
 
 MIRROR = mirror_index()
 # A track's pose is carried on by its velocity for at most this many frames of a gap.
@@ -64,7 +66,7 @@ def resize(a: np.ndarray, b: np.ndarray, min_conf: float = CONFIDENT) -> float:
 
 def pose_distance(a: np.ndarray, b: np.ndarray, min_conf: float = CONFIDENT) -> float:
     """Median distance of common confident keypoints over the larger body size, the smaller of b as
-    labelled and b mirrored (a left/right flip is the same person; pipeline/swaps.py relabels it).
+    labelled and b mirrored (a left/right flip is the same person; pipeline/keypoints_swaps.py relabels it).
     a, b: (K, 3)."""
     size = np.nanmax([body_size(a[None])[0], body_size(b[None])[0], 1.0])
     best = np.inf
@@ -239,3 +241,67 @@ def choose_subject(options: list[list[int]], agreement) -> tuple[int, ...]:
         if np.isfinite(v) and (not np.isfinite(best_value) or v > best_value + 1e-9):
             best, best_value = combo, v
     return best
+
+
+def reprojection_error(cameras, times: list[np.ndarray], tracks: list[np.ndarray], max_frames: int = 150):
+    """error(combo): median reprojection error, in body heights, of the chosen tracks triangulated
+    together. Frames are paired by nearest time on each phone's own clock (before sync), so a moving
+    subject adds some error; two different people add far more."""
+    from pipeline.triangulate_points import dlt
+
+    ref = times[0]
+    frames = np.linspace(0, len(ref) - 1, min(max_frames, len(ref))).round().astype(int)
+    idx = [np.clip(np.searchsorted(t, ref[frames]), 0, len(t) - 1) for t in times]
+    P = np.stack([c.P for c in cameras])
+
+    def error(combo) -> float:
+        obs = np.stack([tracks[c][idx[c], t] for c, t in enumerate(combo)])  # (C, F, K, 3)
+        uv = np.stack([cameras[c].undistort(np.nan_to_num(obs[c, ..., :2])) for c in range(len(cameras))])
+        w = np.where(obs[..., 2] >= CONFIDENT, obs[..., 2], 0.0)
+        pts = dlt(P, uv.reshape(len(cameras), -1, 2), w.reshape(len(cameras), -1))
+        ok = np.isfinite(pts[:, 0])
+        if ok.sum() < 10:
+            return np.inf
+        errs = []
+        for c in range(len(cameras)):
+            seen = w[c].reshape(-1)[ok] > 0
+            proj = cameras[c].project(pts[ok][seen])
+            size = np.nanmedian(body_size(obs[c]))
+            errs.append(np.linalg.norm(proj - obs[c, ..., :2].reshape(-1, 2)[ok][seen], axis=1) / size)
+        return float(np.median(np.concatenate(errs)))
+
+    return error
+
+
+# Two tracks whose joint triangulation misses by more than this (body heights, median) are not the
+# same person, whatever their movement says.
+SAME_PERSON_MAX_ERROR = 0.15
+
+
+def subject_agreement(times: list[np.ndarray], tracks: list[np.ndarray], infos: list[list[TrackInfo]],
+                      max_lag_s: float, cameras=None, framing_weight: float = 1.0):
+    """agreement(combo) for choose_subject. With calibrated cameras, combinations that cannot be one
+    person are out. Among the rest: ``framing_weight`` x the mean of each track's prior (filmed the whole
+    trial, in the middle of the picture: the phones are aimed at the subject; TrackInfo.prior), plus the
+    mean pairwise correlation of their movement (one person moves the same way in every view; different
+    people do not), plus a small bonus for being large and confident (which decides when nobody moves).
+    Movement alone is not enough: a second person walking around moves the same in every view too."""
+    cache: dict[tuple[int, int], Any] = {}
+    best = [max(i.score for i in inf) or 1.0 for inf in infos]
+    geometry = reprojection_error(cameras, times, tracks) if cameras is not None else None
+
+    def signal(c: int, t: int):
+        if (c, t) not in cache:
+            cache[(c, t)] = speed_signal(times[c], tracks[c][:, t], rate_hz=50.0)
+        return cache[(c, t)]
+
+    def agreement(combo) -> float:
+        if geometry is not None and geometry(combo) > SAME_PERSON_MAX_ERROR:
+            return -np.inf
+        res = synchronise([signal(c, t) for c, t in enumerate(combo)], max_lag_s=max_lag_s)
+        rs = [p.r for p in res.pairs]
+        moving = float(np.nanmean(rs)) if np.isfinite(rs).any() else 0.0
+        prior = float(np.mean([infos[c][t].prior for c, t in enumerate(combo)]))
+        return framing_weight * prior + moving + 0.1 * float(np.mean([infos[c][t].score / best[c] for c, t in enumerate(combo)]))
+
+    return agreement

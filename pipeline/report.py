@@ -31,7 +31,11 @@ import numpy as np
 
 from biomech.report import (NOT_RUN, BatchRow, BatchTrial, Figure, QualityItem, SessionData, TrialData,
                             build_document, fmt, render_batch_index, render_html, render_pdf)
-from pipeline.runner import StageContext, StageInputError, read_manifest
+from pipeline.analyse import AnalyseOutput
+from pipeline.frames import FramesOutput
+from pipeline.runner import StageContext, read_manifest
+from pipeline.scale import ScaleOutput
+from pipeline.sync import SyncOutput
 from pipeline.verdict import CHECKS, grade
 from sessions.session import Session
 
@@ -212,22 +216,11 @@ def plain_flags(flags: list[str]) -> list[str]:
     return rest
 
 
-def read_angles_csv(path: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """time_s and degrees per coordinate from the analyse stage's angles.csv (empty cells -> NaN)."""
-    import pandas as pd
-
-    df = pd.read_csv(path)
-    return df["time_s"].to_numpy(float), {c: df[c].to_numpy(float) for c in df.columns if c != "time_s"}
-
-
 def run_report(ctx: StageContext) -> None:
     """The trial's figures and section.json (module docstring)."""
     cfg = ctx.config["report"]
-    adir = ctx.stage_dir("analyse")
-    if not (adir / "analysis.json").is_file() or not (adir / "angles.csv").is_file():
-        raise StageInputError(f"{adir}: analysis.json / angles.csv not found; the analyse stage of this trial has not finished")
-    analysis = json.loads((adir / "analysis.json").read_text())
-    time_s, angles = read_angles_csv(adir / "angles.csv")
+    done = AnalyseOutput.load(ctx.stage_dir("analyse"))
+    analysis, time_s, angles = done.analysis, done.time_s, done.angles_deg
     reps = (analysis.get("squats") or {}).get("reps", [])
     dpi = int(cfg["dpi"])
     out = ctx.out_dir
@@ -281,6 +274,15 @@ def _json(path: Path) -> dict[str, Any] | None:
     try:
         return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _maybe(load, stage_dir: Path):
+    """A stage's output loaded for the report, or None when it is missing or unreadable (the report
+    shows what there is)."""
+    try:
+        return load(stage_dir)
+    except (OSError, ValueError, KeyError):
         return None
 
 
@@ -341,13 +343,13 @@ def quality_items(summaries: dict[str, dict[str, Any]], sync: dict[str, Any] | N
 
 def _recording(session: Session, name: str, tdir: Path, summaries: dict[str, dict[str, Any]]) -> list[tuple[str, str]]:
     rows = []
-    frames = _json(tdir / "frames" / "frames.json") if (tdir / "frames").is_dir() else None
-    if frames and frames.get("cameras"):
-        durations = [c.get("duration_s") for c in frames["cameras"].values() if c.get("duration_s")]
+    frames = _maybe(FramesOutput.load, tdir / "frames")
+    if frames and frames.cameras:
+        durations = [c.get("duration_s") for c in frames.cameras.values() if c.get("duration_s")]
         if durations:
             rows.append(("duration", f"{max(durations):.1f} s"))
         rows.append(("cameras", ", ".join(f"{cam}: {c.get('frames')} frames at {c.get('fps_measured') or c.get('fps_nominal') or 0:.0f} fps"
-                                          f" ({c.get('source', 'video')})" for cam, c in frames["cameras"].items())))
+                                          f" ({c.get('source', 'video')})" for cam, c in frames.cameras.items())))
     trial = session.trial(name)
     if trial.mocap:
         rows.append(("mocap reference", trial.mocap.name))
@@ -362,8 +364,8 @@ def _static_fit(tdir: Path, summaries: dict[str, dict[str, Any]]) -> list[tuple[
             ("standing pose window", "-".join(f"{x:.2f}" for x in s.get("time_range_s", [])) + " s"),
             ("marker error (RMS)", f"{fmt(s.get('static_marker_rms_mm'), '.1f')} mm"),
             ("largest marker error", f"{fmt(s.get('static_marker_max_mm'), '.1f')} mm")]
-    scale = _json(tdir / "scale" / "scaled_scale.json") or {}
-    factors = scale.get("scale_factors") or {}
+    scale = _maybe(ScaleOutput.load, tdir / "scale")
+    factors = (scale.summary.get("scale_factors") if scale else None) or {}
     seg = {k: v for k, v in factors.items() if k in ("pelvis", "femur_r", "femur_l", "tibia_r", "tibia_l", "torso")}
     if seg:
         rows.append(("segment scale factors", ", ".join(f"{k} {np.mean(v):.2f}" for k, v in seg.items())))
@@ -397,7 +399,8 @@ def trial_data(session: Session, name: str, limits: dict[str, list[float]], summ
     level = verdict["level"] if verdict else NOT_RUN
     t = TrialData(name, trial.kind, level, list(verdict["reasons"]) if verdict else [])
     t.recording = _recording(session, name, tdir, summaries)
-    sync = _json(tdir / "sync" / "sync.json") if "sync" in summaries else None
+    sync_out = _maybe(SyncOutput.load, tdir / "sync") if "sync" in summaries else None
+    sync = sync_out.doc if sync_out else None
     t.quality = quality_items(summaries, sync, trial.kind, limits)
     if trial.kind == "static":
         t.static_fit = _static_fit(tdir, summaries)

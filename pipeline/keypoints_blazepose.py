@@ -4,7 +4,7 @@ Frames are decoded in a background thread (OpenCV releases the GIL while decodin
 ``batch_frames``; each batch goes to the device at once (pinned memory and non-blocking copies on
 CUDA), through the detector and the landmark model (models/blazepose_torch.py), and comes back as
 the same array the MediaPipe backend produces: (frames, max_people, 20, 3), people ordered by the
-detector's confidence, NaN / 0 where a slot is empty. Person selection (pipeline/person_select.py)
+detector's confidence, NaN / 0 where a slot is empty. Person selection (pipeline/keypoints_people.py)
 then sees everyone found, in every frame.
 """
 from __future__ import annotations

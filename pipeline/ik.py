@@ -1,118 +1,58 @@
-"""The ``scale`` and ``ik`` stages: from the trial's markers to a scaled model and joint angles.
+"""Stage ``ik``: a trial's markers -> joint angles with OpenSim's InverseKinematicsTool.
 
-Markers: the augmented .trc (video keypoints + 43 ``_study`` markers) when the augment stage is
-available under the current config, otherwise the 20 video keypoints straight from the filter stage
-(``scale.markers: auto``); ``augmented`` / ``video`` force one. The static trial scales the model;
-every trial (the static one too) is then solved with that scaled model. A session without a static
-trial gets the generic model scaled uniformly to the subject's height, with a warning.
+Every trial (the static one too) is solved with the static trial's scaled model (``ScaleOutput``); a
+session without one, or whose static trial failed, gets the generic model scaled uniformly to the
+subject's height, with a warning. The markers are the ones ``scale.marker_source`` picks. Joint angles
+that depend on a keypoint that was only bridged over a long gap are left empty there.
 
-Outputs:
-  output/<static>/scale/scaled.osim, scaled_scale_factors.xml, scaled_static.mot, scaled_scale.json
-  output/<trial>/ik/<trial>.mot (degrees), <trial>_ik_marker_errors.sto, <trial>_ik_summary.json,
-  angles.png (main joint angles and the per-frame marker error)
+Outputs (``IKOutput``): output/<trial>/ik/<trial>.mot (degrees), <trial>_ik_marker_errors.sto,
+<trial>_ik_summary.json, angles.png (main joint angles and the per-frame marker error)
 """
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from biomech.anthropometry import GENERIC_HEIGHT_M
-from biomech.ik import resolve_weights, run_ik
+from biomech.ik import run_ik
 from biomech.landmarks import BODY_KEYPOINTS, MARKER_SETS
-from biomech.measurements import measurements_for
-from biomech.model_builder import DEFAULT_MODEL, MODEL_NAME
-from biomech.mot import read_mot, write_mot
+from biomech.model_builder import MODEL_NAME
+from biomech.mot import CoordinateTable, read_mot, write_mot
 from biomech.opensim_env import load_model, osim
-from biomech.scaling import scale_with_measurements, scale_with_setup
 from biomech.synthetic_motion import scaled_copy
 from biomech.trc import read_trc
-from core.keypoints import VIDEO_KEYPOINTS
-from pipeline.augment import load_gap_report
 from core.gaps import runs_mask
+from core.keypoints import VIDEO_KEYPOINTS
+from pipeline.augment import AugmentOutput
 from pipeline.runner import StageContext, StageInputError
+from pipeline.scale import (ScaleOutput, marker_set_name, ik_marker_weights, keypoint_weights, marker_source,
+                            model_file, static_trial)
+
+
+@dataclass(frozen=True)
+class IKOutput:
+    """A trial's joint angles: the .mot OpenSim wrote (degrees for rotations, metres for translations)."""
+
+    path: Path
+    angles: CoordinateTable
+
+    @classmethod
+    def mot_path(cls, stage_dir: Path, trial: str) -> Path:
+        return stage_dir / f"{trial}.mot"
+
+    @classmethod
+    def load(cls, stage_dir: Path, trial: str) -> IKOutput:
+        path = cls.mot_path(stage_dir, trial)
+        if not path.is_file():
+            raise StageInputError(f"{path}: joint angles not found; the ik stage of this trial has not finished")
+        return cls(path, read_mot(path))
+
 
 PLOTTED = [("pelvis_tilt", "pelvis_list", "pelvis_rotation"), ("hip_flexion_r", "hip_flexion_l"),
            ("hip_adduction_r", "hip_adduction_l"), ("knee_angle_r", "knee_angle_l"),
            ("ankle_angle_r", "ankle_angle_l"), ("lumbar_extension", "lumbar_bending", "lumbar_rotation")]
-
-
-def uses_augmented_markers(config: dict) -> bool:
-    """scale.markers: augmented, or auto with the augment stage in run.stages."""
-    choice = config["scale"]["markers"]
-    return choice == "augmented" or (choice == "auto" and "augment" in config["run"]["stages"])
-
-
-def marker_source(ctx: StageContext, trial: str | None = None) -> tuple[Path, str]:
-    """(marker .trc, 'augmented' | 'video') for a trial, per ``scale.markers``."""
-    if uses_augmented_markers(ctx.config):
-        path = ctx.stage_dir("augment", trial) / "markers.trc"
-        if not path.is_file():
-            raise StageInputError(f"{path}: augmented markers not found; the augment stage of trial "
-                                  f"{trial or ctx.trial.name!r} has not finished (see output/log.txt)")
-        return path, "augmented"
-    return ctx.stage_dir("filter", trial) / "keypoints.trc", "video"
-
-
-def model_file(config: dict) -> Path:
-    m = config["scale"]["model"]
-    path = Path(m) if m else DEFAULT_MODEL
-    if not path.is_file():
-        raise StageInputError(f"{path}: model file (scale.model) not found")
-    return path
-
-
-def ik_marker_weights(config: dict) -> dict[str, float]:
-    """ik.marker_weights as name/pattern -> float."""
-    return {str(k): float(v) for k, v in (config["ik"]["marker_weights"] or {}).items()}
-
-
-def keypoint_weights(patterns: dict) -> dict[str, float]:
-    """IK weight of each video keypoint used beside the augmented markers (ik.keypoint_weights: name or
-    pattern -> weight; a keypoint no entry names gets 0, i.e. is left out)."""
-    pats = {str(k): float(v) for k, v in (patterns or {}).items()}
-    return resolve_weights(list(MARKER_SETS["video"]), pats, default=0.0) if pats else {}
-
-
-def _marker_set_name(source: str) -> str:
-    return "study" if source == "augmented" else "video"
-
-
-def static_trial(ctx: StageContext):
-    return next((t for t in ctx.session.trials if t.kind == "static"), None)
-
-
-def scale_inputs(ctx: StageContext) -> list[Path]:
-    cfg = ctx.config["scale"]
-    return [model_file(ctx.config)] + [Path(cfg[k]) for k in ("setup", "marker_set") if cfg[k]]
-
-
-def run_scale(ctx: StageContext) -> None:
-    cfg = ctx.config["scale"]
-    subject = ctx.session.subject
-    trc_path, source = marker_source(ctx)
-    model = model_file(ctx.config)
-    window = tuple(cfg["time_range_s"]) if cfg["time_range_s"] else None
-    if cfg["setup"]:
-        result = scale_with_setup(cfg["setup"], model, trc_path, ctx.out_dir, subject.height_m, subject.mass_kg,
-                                  marker_set_xml=cfg["marker_set"] or None, time_range_s=window)
-    else:
-        names = set(read_trc(trc_path).names)
-        set_name = _marker_set_name(source)
-        markers = [m for m in MARKER_SETS[set_name] if m in names]
-        weights = resolve_weights(markers, ik_marker_weights(ctx.config))
-        result = scale_with_measurements(measurements_for(set_name, names), weights, model, trc_path, ctx.out_dir,
-                                         subject.height_m, subject.mass_kg, marker_set_xml=cfg["marker_set"] or None,
-                                         time_range_s=window, window_s=cfg["static_window_s"])
-    summary = result.summary()
-    ctx.summary.update(markers=source, **{k: summary[k] for k in ("time_range_s", "static_marker_rms_mm", "static_marker_max_mm")},
-                       message=f"{source} markers, static pose RMS {summary['static_marker_rms_mm']} mm "
-                               f"({summary['time_range_s'][0]}-{summary['time_range_s'][1]} s)")
-    if summary["static_marker_rms_mm"] > cfg["warn_static_rms_mm"]:
-        ctx.log.warning("%s/scale: the scaled model fits the static pose with %.1f mm RMS (> %.0f mm); check that "
-                        "the subject stood still with every marker visible", ctx.trial.name,
-                        summary["static_marker_rms_mm"], cfg["warn_static_rms_mm"])
 
 
 def _generic_scaled(ctx: StageContext, why: str) -> Path:
@@ -134,7 +74,7 @@ def scaled_model(ctx: StageContext) -> tuple[Path | None, str]:
     static = static_trial(ctx)
     if static is None:
         return None, "the session has no static trial"
-    path = ctx.stage_dir("scale", static.name) / "scaled.osim"
+    path = ScaleOutput.model_path(ctx.stage_dir("scale", static.name))
     if not path.is_file():
         if static.name == ctx.trial.name:
             raise StageInputError(f"{path}: no scaled model; the scale stage of this static trial has not finished")
@@ -159,7 +99,7 @@ def run_ik_stage(ctx: StageContext) -> None:
     model = model or _generic_scaled(ctx, why)
     # Only the chosen marker set takes part (augmented files carry the video keypoints too).
     weights = ik_marker_weights(ctx.config)
-    chosen = MARKER_SETS[_marker_set_name(source)]
+    chosen = MARKER_SETS[marker_set_name(source)]
     if not ctx.config["scale"]["model"]:
         weights.update({m: 0.0 for s in MARKER_SETS.values() for m in s if m not in chosen})
         if source == "augmented":  # the triangulated keypoints next to the augmented markers
@@ -196,7 +136,7 @@ def keypoint_gaps(ctx: StageContext, source: str, trc_path: Path) -> tuple[np.nd
     """(time_s of the marker file, keypoint -> (frames,) True where it was not seen and only bridged)."""
     trc = read_trc(trc_path)
     if source == "augmented":
-        report = load_gap_report(ctx.stage_dir("augment"))  # runs as 1-based inclusive frames
+        report = AugmentOutput.load_gaps(ctx.stage_dir("augment"))  # runs as 1-based inclusive frames
         return trc.time_s, {k: runs_mask(len(trc.time_s), [(a - 1, b) for a, b in runs])
                             for k, runs in report["bridged"].items()}
     return trc.time_s, {k: ~np.all(np.isfinite(trc.marker(k)), axis=1) for k in VIDEO_KEYPOINTS

@@ -33,8 +33,9 @@ from biomech.compare import (FLEXION_COORDINATES, PLOT_COORDINATES, CompareError
                              plot_bland_altman, write_comparison)
 from biomech.mocap import ANGLE_SUFFIXES, MARKER_SET_FILES, reference_angles
 from biomech.model_builder import DEFAULT_MODEL
-from biomech.mot import CoordinateTable, is_translation, read_mot
-from pipeline.biomech_stages import ik_marker_weights
+from biomech.mot import CoordinateTable, is_translation
+from pipeline.ik import IKOutput
+from pipeline.scale import ik_marker_weights
 from pipeline.runner import StageContext, StageInputError
 from sessions.session import Trial
 
@@ -71,9 +72,8 @@ def rotations_only(table: CoordinateTable) -> CoordinateTable:
 
 def run_compare(ctx: StageContext) -> None:
     cfg = ctx.config["compare"]
-    ours_path = ctx.stage_dir("ik") / f"{ctx.trial.name}.mot"
-    if not ours_path.is_file():
-        raise StageInputError(f"{ours_path}: joint angles not found; the ik stage of this trial has not finished")
+    ours_ik = IKOutput.load(ctx.stage_dir("ik"), ctx.trial.name)
+    ours_path = ours_ik.path
     mocap = ctx.trial.mocap
     static = static_mocap(ctx) if mocap.suffix.lower() == ".trc" else None
     static_trial = next((t for t in ctx.session.trials if t.kind == "static"), None)
@@ -88,7 +88,7 @@ def run_compare(ctx: StageContext) -> None:
                                video_coordinate_weights={str(k): float(v) for k, v in ik["video_coordinate_weights"].items()})
     except CompareError as exc:
         raise StageInputError(str(exc)) from None
-    ours, reference = read_mot(ours_path), ref.table
+    ours, reference = ours_ik.angles, ref.table
     if cfg["relative_to_heading"]:
         ours, reference = relative_to_heading(ours)[0], relative_to_heading(reference)[0]
     if not cfg["translations"]:

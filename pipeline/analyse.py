@@ -16,18 +16,39 @@ Outputs, in output/<trial>/analyse/:
 """
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from biomech.analysis import AnalysisSettings, Rep, TrialAnalysis, analyse_trial, leg_length_from_keypoints
-from biomech.mot import read_mot
-from biomech.trc import read_trc
+from pipeline.filter import FilterOutput
+from pipeline.ik import IKOutput
 from pipeline.runner import StageContext, StageInputError
 
 OUTPUTS = ("analysis.json", "reps.csv", "summary.csv", "angles.csv", "analysis.xlsx", "reps.png")
 REP_COLUMNS = [f for f in Rep.__dataclass_fields__]
+
+
+@dataclass(frozen=True)
+class AnalyseOutput:
+    """What the report reads back: ``analysis.json`` and the angle curves of ``angles.csv``."""
+
+    analysis: dict[str, Any]
+    time_s: np.ndarray  # (frames,)
+    angles_deg: dict[str, np.ndarray]  # rotational coordinate -> (frames,), NaN where IK left a frame empty
+
+    @classmethod
+    def load(cls, stage_dir: Path) -> AnalyseOutput:
+        if not (stage_dir / "analysis.json").is_file() or not (stage_dir / "angles.csv").is_file():
+            raise StageInputError(f"{stage_dir}: analysis.json / angles.csv not found; the analyse stage of this trial "
+                                  "has not finished")
+        df = pd.read_csv(stage_dir / "angles.csv")
+        return cls(json.loads((stage_dir / "analysis.json").read_text()), df["time_s"].to_numpy(float),
+                   {c: df[c].to_numpy(float) for c in df.columns if c != "time_s"})
 
 
 def reps_frame(a: TrialAnalysis) -> pd.DataFrame:
@@ -68,8 +89,6 @@ def angles_frame(a: TrialAnalysis) -> pd.DataFrame:
 
 
 def write_analysis(a: TrialAnalysis, out_dir: Path, settings: dict, plot: bool = True) -> None:
-    import json
-
     out_dir.mkdir(parents=True, exist_ok=True)
     doc = a.to_json() | {"settings": settings}
     (out_dir / "analysis.json").write_text(json.dumps(doc, indent=2, allow_nan=False, default=str))
@@ -144,10 +163,10 @@ def plot_reps(a: TrialAnalysis, path: Path) -> None:
 def _keypoints(ctx: StageContext, time_s: np.ndarray) -> tuple[np.ndarray | None, float | None]:
     """(midHip height (frames,) at the .mot's times or None, leg length (m) or None) from the filter
     stage's keypoints: leg length = hip-knee + knee-ankle, median over the standing frames' both legs."""
-    path = ctx.stage_dir("filter") / "keypoints.trc"
-    if not path.is_file():
+    fdir = ctx.stage_dir("filter")
+    if not FilterOutput.trc_path(fdir).is_file():
         return None, None
-    trc = read_trc(path)
+    trc = FilterOutput.load(fdir).keypoints
     rows = np.clip(np.searchsorted(trc.time_s, time_s - 1e-6), 0, len(trc.time_s) - 1)
     mid = trc.marker("midHip")[rows, 1] if "midHip" in trc.names else None
     lengths = []
@@ -164,12 +183,10 @@ def _keypoints(ctx: StageContext, time_s: np.ndarray) -> tuple[np.ndarray | None
 
 def run_analyse(ctx: StageContext) -> None:
     cfg = ctx.config["analyse"]
-    mot_path = ctx.stage_dir("ik") / f"{ctx.trial.name}.mot"
-    if not mot_path.is_file():
-        raise StageInputError(f"{mot_path}: joint angles not found; the ik stage of this trial has not finished")
-    table = read_mot(mot_path)
+    ik = IKOutput.load(ctx.stage_dir("ik"), ctx.trial.name)
+    table = ik.angles
     if len(table.time_s) < 2:
-        raise StageInputError(f"{mot_path}: {len(table.time_s)} frame(s); nothing to analyse")
+        raise StageInputError(f"{ik.path}: {len(table.time_s)} frame(s); nothing to analyse")
     settings = AnalysisSettings.from_config(cfg)
     midhip, leg = _keypoints(ctx, table.time_s)
     a = analyse_trial(table, ctx.trial.name, settings, pelvis_height_m=midhip, leg_length_m=leg)

@@ -1,15 +1,7 @@
-"""Stages ``triangulate`` and ``filter``: synchronised 2D keypoints -> the video-keypoint .trc.
+"""Stage ``filter``: wrong points removed, Kalman + RTS smoother, short gaps filled, zero-lag
+Butterworth (pipeline/filter_kalman.py), then the trial's analysable span.
 
-triangulate: every camera's keypoints are resampled onto one common timeline (the reference
-camera's clock, at its frame rate, over the time all cameras recorded), using the offsets from
-``sync``; a keypoint is interpolated only between two frames that both have it. Left/right swaps
-that a minority of the cameras make are undone from the other views (3+ cameras), then points are
-triangulated with outlier-camera rejection (pipeline/triangulation.py).
-  points.npz   time_s (frames,), points_m (frames, 20, 3), error_px (frames, 20),
-               used (frames, 20, cameras), confidence (frames, 20) mean of the cameras used
-
-filter: wrong points removed, Kalman + RTS smoother, short gaps filled, zero-lag Butterworth
-(pipeline/filtering.py).
+Outputs (``FilterOutput``):
   keypoints.trc  the 20 video keypoints, metres, world frame (Y up), at the video rate, over the
                  trial's analysable span: frames at the ends where a keypoint of filter.span_keypoints
                  is still missing after gap filling are trimmed (quality.json "span" says what and why)
@@ -21,6 +13,9 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -28,109 +23,36 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from biomech.trc import MarkerTable, write_trc  # noqa: E402
-from calibration.camera import CameraFileError  # noqa: E402
-from calibration.session_calibration import cameras_for_videos, session_cameras  # noqa: E402
-from core.keypoints import INDEX, LR_PAIRS, VIDEO_KEYPOINTS  # noqa: E402
-from pipeline.filtering import measurement_std, smooth_keypoints  # noqa: E402
+from biomech.trc import MarkerTable, read_trc, write_trc  # noqa: E402
 from core.gaps import analysable_span, describe_runs, nan_runs  # noqa: E402
-from pipeline.keypoints2d import read_keypoints_csv  # noqa: E402
+from core.keypoints import INDEX, VIDEO_KEYPOINTS  # noqa: E402
+from pipeline.filter_kalman import measurement_std, smooth_keypoints  # noqa: E402
 from pipeline.runner import StageContext, StageInputError  # noqa: E402
-from pipeline.triangulation import fix_cross_view_swaps, triangulate  # noqa: E402
-
-PAIRS = [(INDEX[r], INDEX[l]) for r, l in LR_PAIRS]
+from pipeline.triangulate import TriangulateOutput, seen_report  # noqa: E402
 
 
-def resample_keypoints(time_s: np.ndarray, kp: np.ndarray, at_s: np.ndarray) -> np.ndarray:
-    """Linear interpolation of (frames, K, 3) keypoints at times ``at_s`` (same clock); a keypoint
-    is missing where either neighbouring frame lacks it. Returns (len(at_s), K, 3)."""
-    out = np.full((len(at_s),) + kp.shape[1:], np.nan)
-    out[..., 2] = 0.0
-    right = np.clip(np.searchsorted(time_s, at_s), 1, len(time_s) - 1)
-    left = right - 1
-    span = time_s[right] - time_s[left]
-    w = np.clip((at_s - time_s[left]) / np.where(span > 0, span, 1.0), 0.0, 1.0)[:, None]
-    inside = (at_s >= time_s[0] - 1e-9) & (at_s <= time_s[-1] + 1e-9)
-    ok = (kp[left, :, 2] > 0) & (kp[right, :, 2] > 0) & inside[:, None]
-    ok &= np.isfinite(kp[left, :, 0]) & np.isfinite(kp[right, :, 0])
-    for a in range(3):
-        val = (1 - w) * kp[left, :, a] + w * kp[right, :, a]
-        out[..., a] = np.where(ok, val, np.nan if a < 2 else 0.0)
-    return out
+@dataclass(frozen=True)
+class FilterOutput:
+    """What the filter stage hands on: the filtered video keypoints over the analysable span
+    (``keypoints.trc``) and their quality numbers (``quality.json``)."""
 
+    keypoints: MarkerTable
+    quality: dict[str, Any]
 
-def run_triangulate(ctx: StageContext) -> None:
-    cfg = ctx.config["triangulate"]
-    cams = [c.id for c in ctx.session.cameras]
-    try:
-        cameras = session_cameras(ctx.session)
-    except CameraFileError as exc:
-        raise StageInputError(str(exc)) from None
-    sync = json.loads((ctx.stage_dir("sync") / "sync.json").read_text())
-    data = {c: read_keypoints_csv(ctx.stage_dir("keypoints") / f"{c}.csv") for c in cams}
-    common = {c: data[c][0] + sync["cameras"][c]["offset_s"] for c in cams}
-    start = max(t[0] for t in common.values())
-    stop = min(t[-1] for t in common.values())
-    ref_t = common[cams[0]]
-    fps = 1.0 / float(np.median(np.diff(ref_t)))
-    if stop - start < 10.0 / fps:
-        raise StageInputError(f"{ctx.trial.name}: the cameras' recordings overlap for only {max(stop - start, 0):.2f} s "
-                              "after synchronisation; check sync/sync.json and that all phones filmed the same trial")
-    times = ref_t[(ref_t >= start - 1e-9) & (ref_t <= stop + 1e-9)]
-    videos = json.loads((ctx.stage_dir("frames") / "frames.json").read_text())["cameras"]
-    sizes = {c: (videos[c]["width"], videos[c]["height"]) for c in cams
-             if videos[c]["width"] is not None}  # None: keypoint files only, no picture to compare
-    try:  # refused when a video's aspect differs from its calibration; rescaled or an encoder crop otherwise
-        cameras, notes = cameras_for_videos(cameras, sizes, {c: ctx.trial.source(c) for c in cams},
-                                            ctx.session.cameras_file)
-    except CameraFileError as exc:
-        raise StageInputError(str(exc)) from None
-    for note in notes:
-        ctx.log.warning("%s", note)
-    obs = np.stack([resample_keypoints(common[c], data[c][1], times) for c in cams])  # (C, F, K, 3)
-    uv, conf = obs[..., :2], np.nan_to_num(obs[..., 2])
-    swapped = np.zeros((len(times), len(cams), len(PAIRS)), bool)
-    if cfg["fix_swaps"]:
-        uv, conf, swapped = fix_cross_view_swaps(cameras, uv, conf, PAIRS, min_conf=cfg["min_confidence"],
-                                                   outlier_px=cfg["outlier_px"])
-    tri = triangulate(cameras, uv, conf, min_conf=cfg["min_confidence"], outlier_px=cfg["outlier_px"],
-                      outlier_scale=cfg["outlier_scale"])
-    conf_used = np.where(tri.used, np.moveaxis(conf, 0, -1), 0.0)  # (F, K, C)
-    n_used = tri.used.sum(axis=-1)
-    mean_conf = np.where(n_used > 0, conf_used.sum(axis=-1) / np.maximum(n_used, 1), 0.0)
-    seen = np.moveaxis(conf >= cfg["min_confidence"], 0, -1)  # (F, K, C) which camera saw each point
-    ok = np.isfinite(tri.points_m[..., 0])
-    if not ok.any():
-        raise StageInputError(f"{ctx.trial.name}: no keypoint could be triangulated in any frame. "
-                              + _seen_report(cams, seen, np.ones_like(ok), list(VIDEO_KEYPOINTS))
-                              + f". A point needs at least 2 cameras that see it with confidence >= "
-                              f"triangulate.min_confidence ({cfg['min_confidence']}); check that setting, that every "
-                              "phone films the whole body, and the calibration (calibration/cameras.yaml)")
-    np.savez_compressed(ctx.out_dir / "points.npz", time_s=times, points_m=tri.points_m, error_px=tri.error_px,
-                        used=tri.used, confidence=mean_conf, cameras=np.array(cams), seen=seen,
-                        swaps_fixed=swapped.sum(axis=(0, 2)))
-    err = tri.error_px[ok]
-    ctx.summary.update(frames=int(len(times)), triangulated=round(float(ok.mean()), 4), outlier_px=round(tri.outlier_px, 1),
-                       reprojection_px_median=round(float(np.median(err)), 2),
-                       image_height_px=int(min(min(c.image_size) for c in cameras)),
-                       message=f"{len(times)} frames at {fps:.0f} Hz, {100 * ok.mean():.0f}% of points triangulated, "
-                               f"reprojection error median {np.median(err) if err.size else float('nan'):.1f} px")
+    TRC = "keypoints.trc"
 
+    def save(self, out_dir: Path) -> None:
+        write_trc(out_dir / self.TRC, self.keypoints)
+        (out_dir / "quality.json").write_text(json.dumps(self.quality, indent=2))
 
-def _seen_report(cams: list[str], seen: np.ndarray, where: np.ndarray, names: list[str]) -> str:
-    """Plain words on which cameras saw the named keypoints in the frames ``where`` (F, K) marks;
-    keypoints seen alike are named together.
+    @classmethod
+    def trc_path(cls, stage_dir: Path) -> Path:
+        """The marker file itself, for the OpenSim tools that read it (scale, ik)."""
+        return stage_dir / cls.TRC
 
-    seen: (F, K, C) bool."""
-    groups: dict[str, list[str]] = {}
-    for name in names:
-        k = INDEX[name]
-        frames = where[:, k]
-        if frames.any():
-            shares = ", ".join(f"{c} {100 * seen[frames, k, i].mean():.0f}%" for i, c in enumerate(cams))
-            groups.setdefault(shares, []).append(name)
-    words = lambda ks: f"all {len(ks)} keypoints" if len(ks) == len(VIDEO_KEYPOINTS) else ", ".join(ks)
-    return "; ".join(f"{words(ks)} seen by {shares} of those frames" for shares, ks in groups.items())
+    @classmethod
+    def load(cls, stage_dir: Path) -> FilterOutput:
+        return cls(read_trc(stage_dir / cls.TRC), json.loads((stage_dir / "quality.json").read_text()))
 
 
 def activity_cutoff(ctx: StageContext, cfg: dict) -> float:
@@ -186,19 +108,17 @@ def plot_trajectories(path, time_s: np.ndarray, raw: np.ndarray, smooth: np.ndar
 
 def run_filter(ctx: StageContext) -> None:
     cfg = ctx.config["filter"]
-    with np.load(ctx.stage_dir("triangulate") / "points.npz") as z:
-        time_s, pts, err, used, conf = z["time_s"], z["points_m"], z["error_px"], z["used"], z["confidence"]
-        z_cams, z_seen = [str(c) for c in z["cameras"]], z["seen"]
+    tri = TriangulateOutput.load(ctx.stage_dir("triangulate"))
+    time_s, pts, err, used, conf = tri.time_s, tri.points_m, tri.error_px, tri.used, tri.confidence
     rate = 1.0 / float(np.median(np.diff(time_s)))
     cutoff = activity_cutoff(ctx, cfg)
     check_cutoff(ctx, cfg, cutoff, rate)
     std = measurement_std(err, np.where(conf > 0, conf, np.nan), cfg["measurement_std_m"], cfg["reprojection_ref_px"])
     res = smooth_keypoints(pts, rate, std, jerk_std=cfg["jerk_std"], gate_sigma=cfg["gate_sigma"], cutoff_hz=cutoff,
                            max_gap_s=cfg["max_gap_s"])
-    span = trial_span(ctx, cfg, pts, res.points_m, rate, z_seen, z_cams)
+    span = trial_span(ctx, cfg, pts, res.points_m, rate, tri.seen, tri.cameras)
     a, b = span["frames"]
     table = MarkerTable((time_s - time_s[0])[a:b], list(VIDEO_KEYPOINTS), res.points_m[a:b], rate)
-    write_trc(ctx.out_dir / "keypoints.trc", table)
     quality: dict = {"rate_hz": round(rate, 3), "cutoff_hz": cutoff, "frames": int(len(time_s)),
                      "span": {k: v for k, v in span.items() if k != "frames"}, "keypoints": {}}
     for k, name in enumerate(VIDEO_KEYPOINTS):
@@ -214,7 +134,7 @@ def run_filter(ctx: StageContext) -> None:
             "gaps_left_empty": [[int(a), int(b)] for a, b in res.long_gaps.get(k, [])],
             "output_share": round(float(np.isfinite(res.points_m[:, k, 0]).mean()), 4),
         }
-    (ctx.out_dir / "quality.json").write_text(json.dumps(quality, indent=2))
+    FilterOutput(table, quality).save(ctx.out_dir)
     plot_trajectories(ctx.out_dir / "keypoints.png", time_s - time_s[0], pts, res.points_m, span["frames"])
     gaps = {VIDEO_KEYPOINTS[k]: runs for k, runs in res.long_gaps.items()}
     for name, runs in gaps.items():
@@ -255,7 +175,7 @@ def trial_span(ctx: StageContext, cfg: dict, raw: np.ndarray, smooth: np.ndarray
         raise StageInputError(
             f"{ctx.trial.name}: the body cannot be reconstructed: the keypoints filter.span_keypoints lists are present "
             f"together for only {(b - a) / rate:.2f} s (filter.min_span_s = {cfg['min_span_s']} s). {detail}. Cameras: "
-            + _seen_report(cams, seen, missing, worst)
+            + seen_report(cams, seen, missing, worst)
             + ". Every keypoint needs at least 2 cameras that see it: film the whole body, feet included, in every "
               "phone from the start to the end of the trial, with nothing in front of the subject")
     limited = {}
