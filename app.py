@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from core.exit_codes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
+
 ROOT = Path(__file__).resolve().parent
-DEMO_SESSION = ROOT / "demo" / "session"
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 
 def _print_problems(title: str, problems: list[str]) -> None:
@@ -146,14 +146,13 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from demo import copy_demo_session
     from pipeline.orchestrate import run_session
 
     dest = Path(args.dest).resolve()
     if args.fresh and dest.exists():
         shutil.rmtree(dest)
-    # Copy the shipped session (only files that differ), keep earlier outputs so a re-run resumes.
-    shutil.copytree(DEMO_SESSION, dest, dirs_exist_ok=True, ignore=shutil.ignore_patterns("output"),
-                    copy_function=_copy_if_changed)
+    copy_demo_session(dest)  # only files that differ; earlier outputs stay, so a re-run resumes
     print(f"demo session: {dest}")
     if not (dest / "calibration" / "cameras.yaml").is_file():
         from calibration.session_calibration import calibrate_session
@@ -168,13 +167,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     else:
         print(f"\nno report could be made (see {dest / 'output' / 'log.txt'}); try: python app.py report {dest}")
     return result.exit_code
-
-
-def _copy_if_changed(src: str, dst: str) -> None:
-    s, d = Path(src), Path(dst)
-    if d.exists() and d.stat().st_size == s.stat().st_size and d.read_bytes() == s.read_bytes():
-        return
-    shutil.copy2(s, d)
 
 
 def _board(spec: str, square_mm: float):

@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-from bench.lab_sessions import (HEIGHT_M, HELD_OUT, MASS_KG, S4, STATIC, activity, lab_marker_bodies, lab_truth,
-                                make_lab_session)
+from bench.lab_sessions import (HEIGHT_M, HELD_OUT, MASS_KG, S4, STATIC, activity, in_body_frame, lab_marker_bodies,
+                                lab_truth, make_lab_session)
 from biomech.compare import compare_tables
 from biomech.landmarks import MOCAP_MARKERS, STUDY_MARKERS
 from biomech.mocap import reference_angles
@@ -100,7 +100,7 @@ def marker_errors(markers_trc: Path, trial: str, start_s: float) -> dict:
         b = truth.bodies.index(bodies[lab_name])
         rot = np.stack([np.stack([np.interp(t, truth.time_s, truth.rotations[:, b, u, v]) for v in range(3)], -1)
                         for u in range(3)], -2)
-        local = np.einsum("fji,fj->fi", rot[ok], diff[ok])
+        local = in_body_frame(rot[ok], diff[ok])
         placed[study] = float(1000 * np.mean(np.linalg.norm(local - local.mean(axis=0), axis=1)))
     return {"raw_mm": round(float(np.mean(list(raw.values()))), 1) if raw else None,
             "offset_removed_mm": round(float(np.mean(list(placed.values()))), 1) if placed else None,

@@ -26,22 +26,20 @@ import argparse
 import importlib.util
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from demo import copy_demo_session
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
-DEMO = ROOT / "demo" / "session"
 
 
 def copy_demo(dest: Path) -> Path:
-    shutil.copytree(DEMO, dest, ignore=shutil.ignore_patterns("output"))
-    shutil.copy(dest / "calibration" / "virtual_cameras.yaml", dest / "calibration" / "cameras.yaml")
-    return dest
+    return copy_demo_session(dest, true_cameras=True)
 
 
 def timed_app(*args: str) -> tuple[float, subprocess.CompletedProcess]:

@@ -21,7 +21,8 @@ ROOT = Path(__file__).resolve().parent.parent
 from calibration.checkerboard import Board
 from calibration.importers import read_qualisys
 from calibration.intrinsics import intrinsics_from_folder
-from pipeline.triangulate_points import dlt, triangulate
+from calibration.camera_group import CameraGroup
+from pipeline.triangulate_points import triangulate
 
 DATA = ROOT.parent / "shared" / "data" / "pose2sim-demo"
 # MediaPipe landmarks used: shoulders, elbows, wrists, hips, knees, ankles, heels, foot index
@@ -53,14 +54,12 @@ def reproj_errors(cams, kps, offsets, min_vis=0.5) -> np.ndarray:
     n = min(len(k) for k in kps) - max(offsets) - 1
     frames = np.arange(max(0, -min(offsets)), n)
     obs = np.stack([kps[c][frames + offsets[c]][:, LANDMARKS] for c in range(len(cams))])  # (C, F, L, 3)
-    uv = np.stack([cams[c].undistort(obs[c, ..., :2]) for c in range(len(cams))]).reshape(len(cams), -1, 2)
+    group = CameraGroup(cams)
+    uv = obs[..., :2].reshape(len(cams), -1, 2)
     w = np.where(np.isfinite(obs[..., 0]) & (obs[..., 2] >= min_vis), obs[..., 2], 0.0).reshape(len(cams), -1)
-    P = np.stack([c.P for c in cams])
-    pts = dlt(P, uv, w)
+    pts = group.triangulate(uv, w)
     ok = np.isfinite(pts[:, 0])
-    raw = obs[..., :2].reshape(len(cams), -1, 2)
-    err = np.stack([np.linalg.norm(cams[c].project(pts[ok]) - raw[c, ok], axis=-1) for c in range(len(cams))])
-    return err[w[:, ok] > 0]
+    return group.errors_px(pts[ok], uv[:, ok])[w[:, ok] > 0]
 
 
 def main() -> int:

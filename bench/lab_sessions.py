@@ -273,9 +273,9 @@ def _static_pose(path: Path, names: list[str]) -> np.ndarray:
     return np.array([pose.values[0, by_name[n]] for n in names])
 
 
-def _local_points(rot: np.ndarray, org: np.ndarray, body: int, points: np.ndarray) -> np.ndarray:
-    """(frames, 3) ground points in one body's frame."""
-    return np.einsum("fji,fj->fi", rot[:, body], points - org[:, body])
+def in_body_frame(rot: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+    """(frames, 3) ground-frame vectors expressed in a body's frame; rot: (frames, 3, 3) body-to-ground."""
+    return np.einsum("fji,fj->fi", rot, vectors)
 
 
 def lab_training_data(trials: list[str], work: str | Path, marker_weights: dict[str, float]):
@@ -308,7 +308,7 @@ def lab_training_data(trials: list[str], work: str | Path, marker_weights: dict[
         kp = np.stack([np.stack([np.interp(table.time_s, truth.time_s, truth.keypoints_m[:, KEYPOINTS.index(k), d],
                                            left=np.nan, right=np.nan) for d in range(3)], -1) for k in OURS], 1)
         for j, k in enumerate(OURS):
-            p = _local_points(rot, org, kp_body[j], kp[:, j]) / np.array(factors.get(names[kp_body[j]], (1, 1, 1)))
+            p = in_body_frame(rot[:, kp_body[j]], kp[:, j] - org[:, kp_body[j]]) / np.array(factors.get(names[kp_body[j]], (1, 1, 1)))
             local[k].append(p[np.all(np.isfinite(p), axis=1)])
     raw = {k: np.median(np.concatenate(local[k]), axis=0) - kp_local[j] for j, k in enumerate(OURS)}
     # a detector marks left and right alike: one definition per pair, mirrored (z is sideways)

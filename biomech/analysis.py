@@ -54,8 +54,9 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
-from scipy.signal import butter, find_peaks, sosfiltfilt
+from scipy.signal import find_peaks
 
+from core.signal import zero_lag_lowpass
 from biomech.mot import CoordinateTable
 
 ACTIVITIES = ("squats", "sit_to_stand", "jump", "walking", "other")
@@ -223,10 +224,9 @@ def bridge_gaps(time_s: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarr
 def lowpass(x: np.ndarray, rate_hz: float, cutoff_hz: float) -> np.ndarray:
     """Zero-lag 2nd-order Butterworth (run both ways); unchanged when the cutoff is at or above the
     Nyquist frequency or the signal is too short to filter."""
-    if cutoff_hz >= rate_hz / 2 or len(x) < 16 or not np.isfinite(x).all():
+    if len(x) < 16 or not np.isfinite(x).all():
         return np.asarray(x, float).copy()
-    sos = butter(2, cutoff_hz / (rate_hz / 2), output="sos")
-    return sosfiltfilt(sos, x, padlen=min(len(x) - 1, 3 * 5))
+    return zero_lag_lowpass(x, rate_hz, cutoff_hz, padlen=15)
 
 
 def _rate_hz(time_s: np.ndarray) -> float:

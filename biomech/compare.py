@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.signal import parabolic_peak
 from biomech.ik import coordinate_name
 from biomech.mot import CoordinateTable, is_translation
 
@@ -148,13 +149,8 @@ def find_shift(t_ours: np.ndarray, ours: np.ndarray, t_ref: np.ndarray, ref: np.
     k = int(np.argmax(scores))
     if not np.isfinite(scores[k]):
         return 0.0, float("nan")
-    shift = shifts[k]
-    if 0 < k < len(shifts) - 1 and np.isfinite(scores[k - 1]) and np.isfinite(scores[k + 1]):
-        y0, y1, y2 = scores[k - 1], scores[k], scores[k + 1]
-        den = y0 - 2 * y1 + y2
-        if den < 0:
-            shift += 0.5 * (y0 - y2) / den * dt
-    return float(shift), float(scores[k])
+    frac, _ = parabolic_peak(scores, k)
+    return float(shifts[k] + frac * dt), float(scores[k])
 
 
 def compare_tables(ours: CoordinateTable, ref: CoordinateTable, *, max_shift_s: float = 2.0,

@@ -25,7 +25,9 @@ from typing import Any
 
 import yaml
 
-OK, DOUBTFUL, UNUSABLE, INCOMPLETE, NOT_RUN = "ok", "doubtful", "unusable", "incomplete", "not run"
+from core.levels import DOUBTFUL, INCOMPLETE, OK, UNUSABLE
+
+NOT_RUN = "not run"  # a trial with no verdict yet (beside the verdict levels of core/levels.py)
 # Verdict level -> tone of its text and banner.
 TONE = {OK: "ok", DOUBTFUL: "warn", UNUSABLE: "bad", INCOMPLETE: "warn", NOT_RUN: "muted"}
 COLOURS = {"ok": "#1a7f37", "warn": "#a35200", "bad": "#b00020", "muted": "#666666", "": "#111111"}

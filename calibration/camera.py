@@ -114,11 +114,6 @@ def load_cameras(path: str | Path) -> list[Camera]:
     return cams
 
 
-def reprojection_errors(cam: Camera, points_m: np.ndarray, uv: np.ndarray) -> np.ndarray:
-    """(N,) pixel distances between observed ``uv`` (N, 2) and the projections of ``points_m`` (N, 3)."""
-    return np.linalg.norm(cam.project(points_m) - uv, axis=-1)
-
-
 def look_at(centre_m, target_m, up=(0.0, 1.0, 0.0)) -> tuple[np.ndarray, np.ndarray]:
     """World-to-camera (R, t) for a camera at ``centre_m`` looking at ``target_m`` with ``up`` up."""
     centre, target = np.asarray(centre_m, float), np.asarray(target_m, float)

@@ -23,6 +23,12 @@ ARM_PAIRS = [("RShoulder", "LShoulder"), ("RElbow", "LElbow"), ("RWrist", "LWris
 LEG_PAIRS = [("RHip", "LHip"), ("RKnee", "LKnee"), ("RAnkle", "LAnkle"), ("RBigToe", "LBigToe"),
              ("RSmallToe", "LSmallToe"), ("RHeel", "LHeel")]
 LR_PAIRS = ARM_PAIRS + LEG_PAIRS
+SIDE = {r: "R" for r, _ in LR_PAIRS} | {l_: "L" for _, l_ in LR_PAIRS}  # sided keypoint -> "R" / "L"
+
+
+def unsided(name: str) -> str:
+    """'RKnee' and 'LKnee' -> 'Knee'; a keypoint of the midline (Neck, midHip) stays as it is."""
+    return name[1:] if name in SIDE else name
 
 
 def mirror_index() -> list[int]:

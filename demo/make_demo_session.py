@@ -22,9 +22,9 @@ from biomech.trc import MarkerTable, write_trc
 from calibration.camera import Camera, look_at
 from calibration.checkerboard import Board
 from calibration.synthetic import board_to_camera, render_board
+from core.keypoints import VIDEO_KEYPOINTS
 
-KEYPOINTS = ["Neck", "RShoulder", "LShoulder", "RElbow", "LElbow", "RWrist", "LWrist", "midHip", "RHip", "LHip",
-             "RKnee", "LKnee", "RAnkle", "LAnkle", "RBigToe", "RSmallToe", "RHeel", "LBigToe", "LSmallToe", "LHeel"]
+KEYPOINTS = VIDEO_KEYPOINTS
 HEIGHT_M, MASS_KG = 1.70, 65.0
 IMAGE_W, IMAGE_H, FOCAL_PX = 360, 640, 560.0
 VIDEO_FPS, MOCAP_HZ = 30.0, 100.0

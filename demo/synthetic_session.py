@@ -45,6 +45,7 @@ from biomech.trc import MarkerTable, write_trc
 from calibration.camera import Camera, save_cameras
 from demo.make_demo_session import (HEIGHT_M, KEYPOINTS, MASS_KG, MOCAP_HZ, TRIALS, camera_pose, skeleton,
                                     squat_depth)
+from core.gaps import nan_runs
 from core.keypoints import ARM_PAIRS, LEG_PAIRS
 from models.pose_openpose import SKELETONS
 
@@ -188,7 +189,7 @@ def apply_errors(uv: np.ndarray, errors: ErrorModel, rng: np.random.Generator) -
     # Left/right swaps of one limb group, in runs.
     swapped = _runs(rng, n, errors.swap_share, errors.swap_run)
     swap_frames = 0
-    for start, stop in _run_bounds(swapped):
+    for start, stop in nan_runs(~swapped):
         group = SWAP_GROUPS[int(rng.integers(0, 2))]
         for r, l in group:
             out[start:stop, [r, l]] = out[start:stop, [l, r]]
@@ -207,11 +208,6 @@ def apply_errors(uv: np.ndarray, errors: ErrorModel, rng: np.random.Generator) -
     counts = {"frames": int(n), "swapped_frames": int(swap_frames), "outliers": int((outliers & ~missing).sum()),
               "missing": int(missing.sum())}
     return det, counts
-
-
-def _run_bounds(mask: np.ndarray) -> list[tuple[int, int]]:
-    edges = np.diff(np.concatenate([[0], mask.astype(int), [0]]))
-    return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)))
 
 
 def write_body25_frame(path: Path, det: np.ndarray) -> None:

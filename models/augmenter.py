@@ -19,6 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from core.gaps import describe_runs, nan_runs
+
 # The shipped weights (trained by `python app.py augmenter train`; what on is recorded inside the file).
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "augmenter.pt"
 
@@ -153,8 +155,7 @@ def augment(models: list[Augmenter], keypoints_m: np.ndarray, names: list[str], 
             raise AugmenterError(f"augmenter input lacks keypoint {k!r} (it has {names})")
         bad = ~np.all(np.isfinite(keypoints_m[:, names.index(k)]), axis=-1)
         if bad.any():
-            edges = np.flatnonzero(np.diff(np.concatenate([[0], bad.astype(int), [0]])))
-            holes[k] = ", ".join(f"{a + 1}-{b}" for a, b in zip(edges[::2], edges[1::2]))
+            holes[k] = describe_runs(nan_runs(~bad))
     if holes:
         raise AugmenterError("augmenter input has missing samples (" + "; ".join(f"{k}: frames {v}" for k, v in holes.items())
                              + "); fill or bridge those gaps before augmenting")

@@ -25,6 +25,7 @@ from biomech.motion_library import motion
 from biomech.opensim_env import load_model, osim
 from biomech.synthetic_motion import coordinate_names, scaled_copy
 from core.gaps import fill_gaps
+from core.keypoints import SIDE, unsided
 
 KEYPOINTS = list(VIDEO_MARKERS)  # the 20 video keypoints
 MARKERS = list(STUDY_MARKERS)  # the 43 anatomical markers
@@ -90,12 +91,12 @@ class KeypointErrors:
         out = np.zeros((len(names), 3))
         shared: dict[str, np.ndarray] = {}
         for i, n in enumerate(names):
-            base = n[1:] if n[0] in "RL" and n[1].isupper() else n
+            base = unsided(n)
             sd = self.hip_offset_m if n in HIP_KEYPOINTS else self.offset_m
             if base not in shared:
                 shared[base] = rng.normal(0, sd, 3)
             o = shared[base].copy()
-            if n.startswith("L") and base != n:
+            if SIDE.get(n) == "L":
                 o[2] = -o[2]
             out[i] = o + rng.normal(0, 0.3 * sd, 3)
         return out

@@ -16,11 +16,10 @@ import numpy as np
 
 from biomech.trc import MarkerTable, read_trc, write_trc
 from models.augmenter import DEFAULT_WEIGHTS, AugmenterError, augment, load_augmenter_file
-from models.device import DeviceError, pick_device
 from biomech.landmarks import marker_keypoints
 from core.gaps import fill_gaps, nan_runs, runs_mask
 from pipeline.filter import FilterOutput
-from pipeline.runner import StageContext, StageInputError
+from pipeline.runner import StageContext, StageInputError, stage_device
 
 FOOT_KEYPOINTS = ["RHeel", "LHeel", "RBigToe", "LBigToe", "RSmallToe", "LSmallToe"]
 
@@ -177,10 +176,7 @@ def run_augment(ctx: StageContext) -> None:
     src = FilterOutput.trc_path(ctx.stage_dir("filter"))
     path = weights_path(ctx.config)
     models, meta = load_augmenter_file(path)
-    try:
-        device = pick_device(cfg["device"], "augment.device")
-    except DeviceError as exc:
-        raise StageInputError(str(exc)) from None
+    device = stage_device(cfg["device"], "augment.device")
     subject = ctx.session.subject
     res = augment_table(FilterOutput.load(ctx.stage_dir("filter")).keypoints, models, subject.height_m, subject.mass_kg, cfg["max_gap_s"], cfg["floor_offset"],
                         device, str(src))

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from filterpy.common import Q_discrete_white_noise
-from scipy.signal import butter, filtfilt
 
-from core.gaps import fill_gaps, nan_runs
+from core.gaps import fill_gaps
+from core.signal import zero_lag_lowpass
 
 
 @dataclass
@@ -128,22 +128,6 @@ def robust_smooth(z: np.ndarray, meas_std: np.ndarray, dt: float, jerk_std: floa
     return kalman_rts(clean, meas_std, dt, jerk_std), rejected
 
 
-def butterworth(x: np.ndarray, rate_hz: float, cutoff_hz: float, order: int = 2) -> np.ndarray:
-    """Zero-lag low-pass (order-2 filter run forwards and backwards: 4th order) per NaN-free run. x: (frames, ...)."""
-    if cutoff_hz <= 0 or cutoff_hz >= rate_hz / 2:
-        return x.copy()
-    b, a = butter(order, cutoff_hz / (rate_hz / 2))
-    out = x.copy()
-    flat = out.reshape(len(x), -1)
-    for j in range(flat.shape[1]):
-        valid = np.isfinite(flat[:, j])
-        edges = nan_runs(~valid)  # runs of valid samples
-        for s, e in edges:
-            if e - s > 3 * max(len(a), len(b)):
-                flat[s:e, j] = filtfilt(b, a, flat[s:e, j])
-    return out
-
-
 def measurement_std(error_px: np.ndarray, confidence: np.ndarray, base_m: float, ref_px: float) -> np.ndarray:
     """Per-point measurement noise (m): ``base_m`` for a well-seen point, growing with the
     reprojection error beyond ``ref_px`` and with low detector confidence. Inputs (frames, keypoints)."""
@@ -166,4 +150,4 @@ def smooth_keypoints(points_m: np.ndarray, rate_hz: float, meas_std_m: np.ndarra
     filled, long_gaps = fill_gaps(np.arange(T) / rate_hz, np.where(measured[..., None], smoothed, np.nan),
                                   int(round(max_gap_s * rate_hz)), context_frames=int(round(0.1 * rate_hz)),
                                   end_frames=int(round(0.1 * rate_hz)))
-    return FilterResult(butterworth(filled, rate_hz, cutoff_hz), rejected, long_gaps)
+    return FilterResult(zero_lag_lowpass(filled, rate_hz, cutoff_hz), rejected, long_gaps)

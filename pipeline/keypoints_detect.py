@@ -22,7 +22,7 @@ from tqdm import tqdm
 from core.keypoints import VIDEO_KEYPOINTS
 from pipeline.fingerprint import digest_json, session_path_key
 from pipeline.code_digest import code_identity
-from pipeline.runner import StageContext, StageInputError
+from pipeline.runner import StageContext, StageInputError, stage_device
 from core.video import VideoError, iter_frames
 from pipeline.workers import progress_queue, report_progress, worker_pool
 
@@ -84,15 +84,6 @@ def _precision(cfg: dict[str, Any], device: str):
     return {"float16": torch.float16, "float32": torch.float32}[choice]
 
 
-def _torch_device(cfg: dict[str, Any]) -> str:
-    from models.device import DeviceError, pick_device
-
-    try:
-        return pick_device(cfg["device"], "keypoints.device")
-    except DeviceError as exc:
-        raise StageInputError(str(exc)) from None
-
-
 def resolve_backend(cfg: dict[str, Any]) -> str:
     """The backend that runs: ``auto`` is blazepose-torch where torch sees a GPU, else mediapipe."""
     if cfg["backend"] != "auto":
@@ -125,7 +116,7 @@ def store_detections(path: Path, people: np.ndarray, key: str) -> None:
 def detect_all(ctx: StageContext, cams: list[str], cfg: dict[str, Any]) -> dict[str, np.ndarray]:
     """Detections of every camera by the backend ``cfg['backend']`` (resolved), from the cache where
     possible; MediaPipe in parallel worker processes, blazepose-torch in this process."""
-    device = _torch_device(cfg) if cfg["backend"] == "blazepose-torch" else "cpu"
+    device = stage_device(cfg["device"], "keypoints.device") if cfg["backend"] == "blazepose-torch" else "cpu"
     cache_dir = ctx.session.output_dir / ".cache" / "detections" / ctx.trial.name
     cache_dir.mkdir(parents=True, exist_ok=True)
     result: dict[str, np.ndarray] = {}

@@ -247,28 +247,24 @@ def reprojection_error(cameras, times: list[np.ndarray], tracks: list[np.ndarray
     """error(combo): median reprojection error, in body heights, of the chosen tracks triangulated
     together. Frames are paired by nearest time on each phone's own clock (before sync), so a moving
     subject adds some error; two different people add far more."""
-    from pipeline.triangulate_points import dlt
+    from calibration.camera_group import CameraGroup
 
+    group = CameraGroup(list(cameras))
     ref = times[0]
     frames = np.linspace(0, len(ref) - 1, min(max_frames, len(ref))).round().astype(int)
     idx = [np.clip(np.searchsorted(t, ref[frames]), 0, len(t) - 1) for t in times]
-    P = np.stack([c.P for c in cameras])
 
     def error(combo) -> float:
         obs = np.stack([tracks[c][idx[c], t] for c, t in enumerate(combo)])  # (C, F, K, 3)
-        uv = np.stack([cameras[c].undistort(np.nan_to_num(obs[c, ..., :2])) for c in range(len(cameras))])
-        w = np.where(obs[..., 2] >= CONFIDENT, obs[..., 2], 0.0)
-        pts = dlt(P, uv.reshape(len(cameras), -1, 2), w.reshape(len(cameras), -1))
+        C = len(group)
+        w = np.where(obs[..., 2] >= CONFIDENT, obs[..., 2], 0.0).reshape(C, -1)
+        uv = obs[..., :2].reshape(C, -1, 2)
+        pts = group.triangulate(uv, w)
         ok = np.isfinite(pts[:, 0])
         if ok.sum() < 10:
             return np.inf
-        errs = []
-        for c in range(len(cameras)):
-            seen = w[c].reshape(-1)[ok] > 0
-            proj = cameras[c].project(pts[ok][seen])
-            size = np.nanmedian(body_size(obs[c]))
-            errs.append(np.linalg.norm(proj - obs[c, ..., :2].reshape(-1, 2)[ok][seen], axis=1) / size)
-        return float(np.median(np.concatenate(errs)))
+        err = group.errors_px(pts[ok], uv[:, ok]) / np.array([np.nanmedian(body_size(obs[c])) for c in range(C)])[:, None]
+        return float(np.median(err[w[:, ok] > 0]))
 
     return error
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.exit_codes import EXIT_FAILED, EXIT_OK
 from pipeline.lock import check_writable, session_lock, trial_lock
 from pipeline.report import ReportFiles, write_session_report
 from pipeline.logs import session_logging
@@ -17,7 +18,6 @@ from pipeline.summary import format_table, write_summary
 from pipeline.verdict import UNUSABLE, Verdict, trial_verdict
 from sessions.session import Session, load_session
 
-EXIT_OK, EXIT_TRIAL_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 
 @dataclass
@@ -40,7 +40,7 @@ class SessionRun:
         """1 when a trial failed (also on bad input that only a stage could find: the trial's message
         names the file, and the other trials go on) or was judged unusable, else 0. Bad input found
         before any work raises instead (exit 2 in app.py)."""
-        return EXIT_TRIAL_FAILED if self.failed_trials or self.unusable_trials else EXIT_OK
+        return EXIT_FAILED if self.failed_trials or self.unusable_trials else EXIT_OK
 
 
 def run_session(

@@ -48,6 +48,17 @@ class StageInputError(RuntimeError):
     """A stage found its inputs unusable; the message says which file and what to do."""
 
 
+def stage_device(setting: str, key: str) -> str:
+    """Where a stage's learned model runs (models.device.pick_device); asking for a device this machine
+    lacks is bad input of the stage, named by its config ``key``."""
+    from models.device import DeviceError, pick_device  # torch only for the stages that need it
+
+    try:
+        return pick_device(setting, key)
+    except DeviceError as exc:
+        raise StageInputError(str(exc)) from None
+
+
 @dataclass
 class StageContext:
     """What a stage function gets: the session, the trial, the settings and where to write."""

@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.interpolate import make_interp_spline
-from scipy.signal import butter, sosfiltfilt
 
 from core.keypoints import CONFIDENT, VIDEO_KEYPOINTS, body_size, mirror_index
 from core.gaps import nan_runs
+from core.signal import parabolic_peak, zero_lag_lowpass
 
 EDGE_TRIM = 0.25  # share of the cutoff period dropped at both ends of a filtered run
 STILL_WARNING = ("record a short, clear movement at the start of every trial (a squat or raising both arms) "
@@ -89,7 +89,9 @@ def speed_signal(time_s: np.ndarray, kp: np.ndarray, rate_hz: float = 200.0, low
             t = time_s[s:e]
             inside = (grid >= t[0]) & (grid <= t[-1])
             on_grid[inside, k] = make_interp_spline(t, pos[s:e, k], k=3, axis=0)(grid[inside])
-    smooth = _lowpass(on_grid, rate_hz, lowpass_hz)
+    smooth = on_grid.copy() if lowpass_hz <= 0 else zero_lag_lowpass(
+        on_grid, rate_hz, lowpass_hz, padlen=int(round(3 * rate_hz / lowpass_hz)),  # three filter time constants
+        trim=int(round(EDGE_TRIM * rate_hz / lowpass_hz)))  # edge transients would differ between cameras and bias the lag
     vel = np.gradient(smooth, 1.0 / rate_hz, axis=0) if len(grid) > 1 else np.zeros_like(smooth)
     speed = np.linalg.norm(vel, axis=-1)  # (samples, K)
     seen = np.isfinite(speed).sum(axis=1)
@@ -102,26 +104,6 @@ def mirrored(sig: SpeedSignal) -> SpeedSignal:
     if sig.speed.shape[1] != len(VIDEO_KEYPOINTS):
         return sig
     return SpeedSignal(sig.t0_s, sig.rate_hz, sig.speed[:, mirror_index()], sig.mean_speed)
-
-
-def _lowpass(x: np.ndarray, rate_hz: float, cutoff_hz: float) -> np.ndarray:
-    """Zero-lag 4th-order low-pass per NaN-free run of (samples, ...), in second-order sections (stable
-    at the low cutoffs used here), padded over three filter time constants. The first and last half
-    period of the cutoff of every run is set to NaN: filter edge transients would differ between
-    cameras and bias the lag."""
-    out = np.full_like(x, np.nan)
-    if cutoff_hz <= 0 or cutoff_hz >= rate_hz / 2:
-        return x.copy()
-    sos = butter(2, cutoff_hz / (rate_hz / 2), output="sos")
-    trim = int(round(EDGE_TRIM * rate_hz / cutoff_hz))
-    pad = int(round(3 * rate_hz / cutoff_hz))
-    flat_in, flat_out = x.reshape(len(x), -1), out.reshape(len(x), -1)
-    for j in range(flat_in.shape[1]):
-        for s, e in nan_runs(~np.isfinite(flat_in[:, j])):  # runs of valid samples
-            if e - s > 2 * trim + 3:
-                y = sosfiltfilt(sos, flat_in[s:e, j], padtype="odd", padlen=min(pad, e - s - 1))
-                flat_out[s + trim:e - trim, j] = y[trim:len(y) - trim]
-    return out
 
 
 def _pearson(a: np.ndarray, b: np.ndarray) -> float:
@@ -174,14 +156,8 @@ def best_offset(offsets: np.ndarray, r: np.ndarray, overlap: np.ndarray | None =
         return np.nan, np.nan, np.nan
     score = r * (overlap if overlap is not None else 1.0)
     i = int(np.nanargmax(score))
-    off, peak = float(offsets[i]), float(r[i])
-    if 0 < i < len(r) - 1 and np.isfinite(r[i - 1]) and np.isfinite(r[i + 1]):
-        den = r[i - 1] - 2 * r[i] + r[i + 1]
-        if den < 0:
-            frac = 0.5 * (r[i - 1] - r[i + 1]) / den
-            step = offsets[i + 1] - offsets[i]
-            off += frac * step
-            peak = float(r[i] - 0.25 * (r[i - 1] - r[i + 1]) * frac)
+    frac, peak = parabolic_peak(r, i)
+    off = float(offsets[i]) + (frac * float(offsets[i + 1] - offsets[i]) if frac else 0.0)
     away = np.abs(offsets - offsets[i]) > exclusion_s
     second = float(np.nanmax(score[away])) if np.isfinite(score[away]).any() else np.nan
     return off, peak, second

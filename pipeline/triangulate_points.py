@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from calibration.camera import Camera
+from calibration.camera_group import CameraGroup, dlt, reprojection
 
 
 @dataclass
@@ -24,38 +25,6 @@ class Triangulation:
     used: np.ndarray
     swapped: np.ndarray | None = None
     outlier_px: float = float("nan")
-
-
-def undistort_all(cams: list[Camera], uv: np.ndarray) -> np.ndarray:
-    """(cameras, frames, keypoints, 2) distorted -> undistorted pixels."""
-    return np.stack([c.undistort(uv[i]) for i, c in enumerate(cams)])
-
-
-def dlt(P: np.ndarray, uv: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Weighted DLT. P: (C, 3, 4); uv: (C, N, 2) undistorted pixels; w: (C, N) weights (0 = unused).
-    Returns (N, 3); rows with fewer than 2 weighted cameras are NaN."""
-    uvz = np.nan_to_num(uv)
-    rows_u = uvz[..., 0:1] * P[:, None, 2] - P[:, None, 0]  # (C, N, 4)
-    rows_v = uvz[..., 1:2] * P[:, None, 2] - P[:, None, 1]
-    A = np.concatenate([rows_u, rows_v], axis=0) * np.concatenate([w, w], axis=0)[..., None]  # (2C, N, 4)
-    # Scale-normalise each row so that weights, not pixel magnitudes, decide each camera's say.
-    A /= np.maximum(np.linalg.norm(A, axis=-1, keepdims=True), 1e-12) / np.concatenate([w, w], axis=0)[..., None].clip(1e-12)
-    M = np.einsum("cni,cnj->nij", A, A)  # (N, 4, 4)
-    _, vecs = np.linalg.eigh(M)
-    X = vecs[..., 0]
-    with np.errstate(divide="ignore", invalid="ignore"):  # points at infinity come out as inf/NaN
-        pts = X[:, :3] / X[:, 3:4]
-    pts[(w > 0).sum(axis=0) < 2] = np.nan
-    return pts
-
-
-def reprojection(P: np.ndarray, pts: np.ndarray, uv: np.ndarray) -> np.ndarray:
-    """(C, N) pixel distances between undistorted observations and projections of (N, 3) points;
-    infinite where the point is behind the camera (it cannot have been seen there)."""
-    h = np.einsum("cij,nj->cni", P, np.concatenate([pts, np.ones((len(pts), 1))], axis=1))
-    proj = h[..., :2] / h[..., 2:3]
-    err = np.linalg.norm(proj - uv, axis=-1)
-    return np.where(h[..., 2] > 0, err, np.inf)
 
 
 def triangulate(cams: list[Camera], uv: np.ndarray, conf: np.ndarray, min_conf: float = 0.4,
@@ -76,8 +45,9 @@ def triangulate(cams: list[Camera], uv: np.ndarray, conf: np.ndarray, min_conf: 
     11.5 % -> 4 %). Gross errors (a wrong limb, a ghost) stay far outside it.
     """
     C, F, K = conf.shape
-    und = uv if undistorted else undistort_all(cams, uv)
-    P = np.stack([c.P for c in cams])
+    group = CameraGroup(cams)
+    und = uv if undistorted else group.undistort(uv)
+    P = group.P
     obs = und.reshape(C, F * K, 2)
     w = np.where((conf >= min_conf) & np.all(np.isfinite(uv), axis=-1), conf, 0.0).reshape(C, F * K)
     pts = dlt(P, obs, w)
@@ -139,8 +109,9 @@ def fix_cross_view_swaps(cams: list[Camera], uv: np.ndarray, conf: np.ndarray, p
     swapped = np.zeros((F, C, n), bool)
     if C < 3 or n == 0:
         return uv, conf, swapped
-    und = uv if undistorted else undistort_all(cams, uv)
-    P = np.stack([c.P for c in cams])
+    group = CameraGroup(cams)
+    und = uv if undistorted else group.undistort(uv)
+    P = group.P
     idx = np.array(pairs)
     a, b = und[:, :, idx[:, 0]].reshape(C, F * n, 2), und[:, :, idx[:, 1]].reshape(C, F * n, 2)
     seen = ((conf[:, :, idx[:, 0]] >= min_conf) & (conf[:, :, idx[:, 1]] >= min_conf)).reshape(C, F * n)

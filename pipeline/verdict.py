@@ -14,9 +14,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from core.levels import DOUBTFUL, INCOMPLETE, OK, UNUSABLE
 from pipeline.runner import BLOCKED, DONE, FAILED, UP_TO_DATE, Outcome, read_manifest
 
-OK, DOUBTFUL, UNUSABLE, INCOMPLETE = "ok", "doubtful", "unusable", "incomplete"
 RANK = {OK: 0, INCOMPLETE: 1, DOUBTFUL: 2, UNUSABLE: 3}
 # The stage whose outputs a trial's verdict is about (joint angles), per trial kind.
 FINAL_STAGE = {"static": "scale", "dynamic": "ik"}

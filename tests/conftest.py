@@ -1,14 +1,14 @@
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 
+from demo import DEMO_SESSION, copy_demo_session
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
-DEMO_SESSION = ROOT / "demo" / "session"
 
 needs_shared = pytest.mark.skipif(
     not SHARED_DATA.is_dir(), reason=f"third-party test data not present at {SHARED_DATA}"
@@ -34,9 +34,7 @@ def ranges_rad(model) -> dict[str, tuple[float, float]]:
 @pytest.fixture
 def demo_copy(tmp_path: Path) -> Path:
     """A private copy of the embedded demo session (real videos, our own synthetic subject)."""
-    dest = tmp_path / "demo"
-    shutil.copytree(DEMO_SESSION, dest, ignore=shutil.ignore_patterns("output"))
-    return dest
+    return copy_demo_session(tmp_path / "demo")
 
 
 def write_session(root: Path, doc: dict | str, videos: dict[str, list[str]] | None = None) -> Path:

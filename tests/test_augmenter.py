@@ -13,7 +13,6 @@ from models.augmenter import (LOWER_KEYPOINTS, LOWER_MARKERS, UPPER_KEYPOINTS, U
                               AugmenterError, LSTMAugmenterNet, augment, load_augmenters, save_augmenters)
 from pipeline.augment import augment_table
 from core.gaps import fill_gaps
-from pipeline.runner import StageInputError
 from tests.conftest import ROOT, SHARED_DATA, needs_shared
 
 AUG = SHARED_DATA / "opencap-core" / "augmenter"

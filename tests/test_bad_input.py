@@ -26,6 +26,7 @@ import pytest
 import yaml
 
 from app import main
+from demo import copy_demo_session
 from tests.conftest import DEMO_SESSION, ROOT, VALID_VIDEOS, valid_doc, write_session
 
 WORK_STAGES = ["frames", "keypoints", "sync", "triangulate", "filter"]
@@ -40,9 +41,7 @@ UNTOUCHED = EARLIER + ("output/log.txt", "output/summary.json")  # a refused run
 def bases(tmp_path_factory) -> dict[str, Path]:
     top = tmp_path_factory.mktemp("bad_input")
     plain = write_session(top / "plain", valid_doc(), VALID_VIDEOS)
-    media = top / "media"
-    shutil.copytree(DEMO_SESSION, media, ignore=shutil.ignore_patterns("output"))
-    shutil.copy(media / "calibration" / "virtual_cameras.yaml", media / "calibration" / "cameras.yaml")
+    media = copy_demo_session(top / "media", true_cameras=True)
     worked = top / "worked"
     shutil.copytree(media, worked)
     from tests.test_front_end_stages import _write_true_json

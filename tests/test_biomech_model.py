@@ -1,7 +1,6 @@
 """Our OpenSim model: structure, IK round trip on known motion, scaling by known factors."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest

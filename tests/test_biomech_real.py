@@ -6,7 +6,6 @@ are expected; thresholds are those of a plain ScaleTool + IK run with OpenCap's 
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 

@@ -4,7 +4,6 @@ session end to end (run -> report.html / report.pdf, `app.py report`, `app.py ba
 from __future__ import annotations
 
 import io
-import json
 import re
 import shutil
 import subprocess

@@ -3,12 +3,10 @@ moves the same way in every view, as the subject does), someone crossing in fron
 (hiding them for a moment), a hint in session.yaml, and the listing of the people seen."""
 from __future__ import annotations
 
-import json
 import warnings
 
 import numpy as np
 import pytest
-import yaml
 
 from demo.make_demo_session import skeleton
 from pipeline.keypoints_people import subject_agreement

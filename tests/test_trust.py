@@ -9,7 +9,6 @@ import pytest
 
 from biomech.mot import read_mot
 from biomech.trc import read_trc
-from core.keypoints import VIDEO_KEYPOINTS
 from models.pose_openpose import SKELETONS
 from pipeline.orchestrate import run_session
 from pipeline.verdict import CHECKS, DOUBTFUL, OK, UNUSABLE, judge

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DEMO_SESSION, ROOT
+from tests.conftest import DEMO_SESSION
 
 
 def _alive(pid: int) -> bool:
