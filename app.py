@@ -264,7 +264,7 @@ def cmd_augmenter_train(args: argparse.Namespace) -> int:
         from bench.lab_sessions import S4, lab_training_data, training_trials
         from models.augmenter_replay import ReplaySpec
         from pipeline.scale import ik_marker_weights
-        from sessions.config import load_defaults
+        from sessions.settings import default_settings
 
         if not S4.is_dir():
             print(f"warning: {S4} not found: training on the motion library only, without recorded movement "
@@ -273,7 +273,7 @@ def cmd_augmenter_train(args: argparse.Namespace) -> int:
             trials = training_trials()
             print(f"solving our model on the lab's mocap of {len(trials)} trials (held out: the benchmark's) ...")
             with tempfile.TemporaryDirectory() as tmp:
-                sources, shifts = lab_training_data(trials, tmp, ik_marker_weights(load_defaults()))
+                sources, shifts = lab_training_data(trials, tmp, ik_marker_weights(default_settings()))
             if args.detector_definitions:
                 data.errors.definition_shift_m = shifts
             replay = ReplaySpec(subjects=args.replay_subjects, seed=args.seed, errors=data.errors)

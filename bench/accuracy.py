@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 from bench.lab_sessions import (HEIGHT_M, HELD_OUT, MASS_KG, S4, STATIC, activity, in_body_frame, lab_marker_bodies,
                                 lab_truth, make_lab_session)
 from biomech.compare import compare_tables
+from sessions.settings import Settings
 from biomech.landmarks import MOCAP_MARKERS, STUDY_MARKERS
 from biomech.mocap import reference_angles
 from biomech.mot import CoordinateTable, read_mot
@@ -113,7 +114,7 @@ class References:
 
     def __init__(self, work: Path, config: dict):
         self.work, self.cache = work, {}
-        self.weights = ik_marker_weights(config)
+        self.weights = ik_marker_weights(Settings.from_config(config))
 
     def ours_on_mocap(self, trial: str) -> CoordinateTable:
         if trial not in self.cache:

@@ -23,6 +23,10 @@ from calibration.importers import read_qualisys
 from calibration.intrinsics import intrinsics_from_folder
 from calibration.camera_group import CameraGroup
 from pipeline.triangulate_points import triangulate
+from dataclasses import replace
+from sessions.settings import default_settings
+
+SETTINGS = default_settings()  # config.yaml's values, as the stages run with them
 
 DATA = ROOT.parent / "shared" / "data" / "pose2sim-demo"
 # MediaPipe landmarks used: shoulders, elbows, wrists, hips, knees, ankles, heels, foot index
@@ -96,7 +100,7 @@ def main() -> int:
     frames = np.arange(0, n)
     uv = np.stack([kps[c][frames + offsets[c]][:, LANDMARKS, :2] for c in range(len(cams))])
     vis = np.stack([kps[c][frames + offsets[c]][:, LANDMARKS, 2] for c in range(len(cams))])
-    tri = triangulate(cams, uv, np.nan_to_num(vis), min_conf=0.5, outlier_px=20.0)
+    tri = triangulate(cams, uv, np.nan_to_num(vis), replace(SETTINGS.triangulate, min_confidence=0.5, outlier_px=20.0))
     robust = tri.error_px[np.isfinite(tri.error_px)]
     pairs = {f"cam01-{cams[i].name}": round(float(np.median(reproj_errors([cams[0], cams[i]], [kps[0], kps[i]], [0, offsets[i]]))), 2)
              for i in range(1, len(cams))}

@@ -25,6 +25,9 @@ from pipeline.filter_kalman import measurement_std, smooth_keypoints
 from pipeline.triangulate import PAIRS
 from pipeline.keypoints_swaps import fix_swaps
 from pipeline.triangulate_points import fix_cross_view_swaps, triangulate
+from sessions.settings import default_settings
+
+SETTINGS = default_settings()  # config.yaml's values, as the stages run with them
 
 RATE = 60.0
 
@@ -68,16 +71,16 @@ def corrupt(uv, conf, rng, noise_px, outliers, dropouts, swaps):
 def reconstruct(cams, uv, conf):
     # The product's chain: the keypoints stage relabels left/right per camera by temporal
     # consistency (pipeline/keypoints_swaps.py), the triangulate stage across views (3+ cameras).
-    kp = np.stack([fix_swaps(np.concatenate([uv[c], conf[c][..., None]], axis=-1))[0] for c in range(len(cams))])
+    kp = np.stack([fix_swaps(np.concatenate([uv[c], conf[c][..., None]], axis=-1), SETTINGS.keypoints.swap_prior)[0] for c in range(len(cams))])
     uv, conf = kp[..., :2], kp[..., 2]
     if len(cams) >= 3:
-        uv, conf, _ = fix_cross_view_swaps(cams, uv, conf, PAIRS)
-    tri = triangulate(cams, uv, conf)
+        uv, conf, _ = fix_cross_view_swaps(cams, uv, conf, PAIRS, SETTINGS.triangulate)
+    tri = triangulate(cams, uv, conf, SETTINGS.triangulate)
     cmean = np.where(tri.used.transpose(2, 0, 1), conf, np.nan)
     with np.errstate(all="ignore"):
         cmean = np.nanmean(cmean, axis=0)  # NaN where no camera qualified
     std = measurement_std(tri.error_px, cmean, 0.01, 5.0)
-    filt = smooth_keypoints(tri.points_m, RATE, std, cutoff_hz=12.0)
+    filt = smooth_keypoints(tri.points_m, RATE, std, SETTINGS.filter, 12.0)
     return tri.points_m, filt.points_m
 
 

@@ -27,6 +27,9 @@ from pipeline.keypoints_people import link_tracks
 from pipeline.keypoints_swaps import fix_swaps
 from pipeline.sync_offsets import speed_signal, synchronise
 from core.video import iter_frames
+from sessions.settings import default_settings
+
+SETTINGS = default_settings()  # config.yaml's values, as the stages run with them
 
 DATA = ROOT.parent / "shared" / "data" / "pose2sim-demo"
 CAMS = ["cam01", "cam02", "cam03", "cam04"]
@@ -53,8 +56,8 @@ def cut_errors(data, signals, base, c: int, fps: float) -> list[float]:
     errs = []
     for k in range(1, 31):
         sigs = list(signals)
-        sigs[c] = speed_signal(t[k:] - t[k], kp[k:])
-        off = synchronise(sigs).offsets_s
+        sigs[c] = speed_signal(t[k:] - t[k], kp[k:], SETTINGS.sync, SETTINGS.sync.rate_hz)
+        off = synchronise(sigs, SETTINGS.sync).offsets_s
         if c == 0:  # the reference itself was cut: every other camera's offset drops by k frames
             errs.append(float(np.max(np.abs((off[1:] - base[1:]) * fps + k))))
         else:
@@ -71,8 +74,8 @@ def frac_errors(data, signals, base, c: int, fps: float) -> list[float]:
             for a in range(2):
                 shifted[:, j, a] = np.interp(t + frac / fps, t, kp[:, j, a], left=np.nan, right=np.nan)
         sigs = list(signals)
-        sigs[c] = speed_signal(t, shifted)
-        off = synchronise(sigs).offsets_s
+        sigs[c] = speed_signal(t, shifted, SETTINGS.sync, SETTINGS.sync.rate_hz)
+        off = synchronise(sigs, SETTINGS.sync).offsets_s
         errs.append(float(abs((off[c] - base[c]) * fps - frac)) if c else float(np.max(np.abs((off[1:] - base[1:]) * fps + frac))))
     return errs
 
@@ -87,13 +90,13 @@ def video_cut_errors(videos: list[Path], data, signals, base, c: int, fps: float
         frames = [det(fr.image) for fr in iter_frames(videos[c]) if fr.index >= k]
         det.close()
         people = np.asarray(frames)
-        tracks = link_tracks(people)
+        tracks = link_tracks(people, SETTINGS.keypoints, 30)
         best = int(np.argmax(np.sum(tracks[..., 2] > 0, axis=(0, 2))))
-        kp, _ = fix_swaps(tracks[:, best])
+        kp, _ = fix_swaps(tracks[:, best], SETTINGS.keypoints.swap_prior)
         t = data[c][0][k:] - data[c][0][k]
         sigs = list(signals)
-        sigs[c] = speed_signal(t[: len(kp)], kp[: len(t)])
-        off = synchronise(sigs).offsets_s
+        sigs[c] = speed_signal(t[: len(kp)], kp[: len(t)], SETTINGS.sync, SETTINGS.sync.rate_hz)
+        off = synchronise(sigs, SETTINGS.sync).offsets_s
         out[k] = float(abs((off[c] - base[c]) * fps - k))
     return out
 
@@ -135,8 +138,8 @@ def main() -> int:
         for f in list((out / "keypoints").glob("overlay_*.png")) + [out / "sync" / "sync.png"]:
             shutil.copy(f, RESULTS / f"video_frontend_{f.name}")
         data = [read_keypoints_csv(out / "keypoints" / f"{c}.csv") for c in CAMS]
-    signals = [speed_signal(t, kp) for t, kp in data]
-    base = synchronise(signals).offsets_s
+    signals = [speed_signal(t, kp, SETTINGS.sync, SETTINGS.sync.rate_hz) for t, kp in data]
+    base = synchronise(signals, SETTINGS.sync).offsets_s
     fps = 60.0
     table = {}
     for c, name in enumerate(CAMS):

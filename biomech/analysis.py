@@ -57,6 +57,7 @@ import numpy as np
 from scipy.signal import find_peaks
 
 from core.signal import zero_lag_lowpass
+from sessions.settings import AnalyseSettings
 from biomech.mot import CoordinateTable
 
 ACTIVITIES = ("squats", "sit_to_stand", "jump", "walking", "other")
@@ -78,28 +79,6 @@ def activity_from_name(name: str) -> str:
     """The activity a trial's name says (``ACTIVITY_PATTERNS``), else 'other'."""
     low = name.lower()
     return next((a for a, pattern in ACTIVITY_PATTERNS if re.search(pattern, low)), "other")
-
-
-@dataclass(frozen=True)
-class AnalysisSettings:
-    """The ``analyse:`` section of config.yaml (documented there); no defaults here on purpose."""
-
-    activity: str
-    smooth_hz: float
-    min_depth_m: float
-    min_knee_flexion_deg: float
-    rep_prominence_share: float
-    standing_share: float
-    partial_share: float
-    min_rep_s: float
-    bottom_band_share: float
-    pause_speed_share: float
-    max_gap_s: float
-    asymmetry_min_deg: float
-
-    @classmethod
-    def from_config(cls, section: dict[str, Any]) -> "AnalysisSettings":
-        return cls(**{f.name: section[f.name] for f in fields(cls)})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -277,7 +256,7 @@ class Segmentation:
     notes: list[str] = field(default_factory=list)
 
 
-def segment_reps(time_s: np.ndarray, depth: np.ndarray, s: AnalysisSettings, min_depth: float, unit: str,
+def segment_reps(time_s: np.ndarray, depth: np.ndarray, s: AnalyseSettings, min_depth: float, unit: str,
                  knee_flexion_deg: np.ndarray | None = None) -> Segmentation:
     """Repetitions in a depth signal (module docstring).
 
@@ -457,7 +436,7 @@ def _deg(table: CoordinateTable, name: str) -> np.ndarray | None:
     return np.degrees(table.column(name)) if name in table.names else None
 
 
-def squat_analysis(table: CoordinateTable, s: AnalysisSettings, pelvis_height_m: np.ndarray | None = None,
+def squat_analysis(table: CoordinateTable, s: AnalyseSettings, pelvis_height_m: np.ndarray | None = None,
                    leg_length_m: float | None = None) -> SquatAnalysis:
     """Squat repetitions and their metrics (module docstring).
 
@@ -670,7 +649,7 @@ class TrialAnalysis:
         return text
 
 
-def analyse_trial(table: CoordinateTable, trial: str, s: AnalysisSettings, pelvis_height_m: np.ndarray | None = None,
+def analyse_trial(table: CoordinateTable, trial: str, s: AnalyseSettings, pelvis_height_m: np.ndarray | None = None,
                   leg_length_m: float | None = None) -> TrialAnalysis:
     """The analysis of one trial: heading, coordinates, and squat repetitions when it is a squat trial.
 

@@ -148,7 +148,7 @@ def draw_check(img: np.ndarray, cam: Camera, uv: np.ndarray, axis_m: float) -> n
 def calibrate_session(session: Session) -> SessionCalibration:
     if session.checkerboard is None:
         raise CalibrationError(f"{session.yaml_path}: no 'checkerboard' entry; describe the board (rows, cols, square_mm, placement)")
-    cfg = session.config["calibration"]
+    cfg = session.settings.calibration
     cb = session.checkerboard
     board = Board(cb.rows, cb.cols, cb.square_mm / 1000.0)
     cal = session.calibration_dir
@@ -160,9 +160,9 @@ def calibrate_session(session: Session) -> SessionCalibration:
         size = (img.shape[1], img.shape[0])
         folder = cal / "intrinsics" / cam.id
         if folder.is_dir():
-            res = intrinsics_from_folder(folder, board, cam.id, max_views=cfg["intrinsics_max_views"],
-                                         min_views=cfg["intrinsics_min_views"], outlier_factor=cfg["intrinsics_outlier_factor"],
-                                         fix_k3=cfg["fix_k3"])
+            res = intrinsics_from_folder(folder, board, cam.id, max_views=cfg.intrinsics_max_views,
+                                         min_views=cfg.intrinsics_min_views, outlier_factor=cfg.intrinsics_outlier_factor,
+                                         fix_k3=cfg.fix_k3)
             intr = res.camera
             if intr.image_size != size:
                 raise CalibrationError(f"{folder}: intrinsics images are {intr.image_size[0]}x{intr.image_size[1]} but {src.name} "
@@ -176,7 +176,7 @@ def calibrate_session(session: Session) -> SessionCalibration:
                                    f"or give the camera's device model in session.yaml if it has a preset")
         views.append(BoardView(intr, uv, src.name))
         images[cam.id] = img
-    result = solve_extrinsics(views, board, cb.placement, cfg["extrinsics_warn_px"], cfg["extrinsics_fail_px"])
+    result = solve_extrinsics(views, board, cb.placement, cfg.extrinsics_warn_px, cfg.extrinsics_fail_px)
     out = save_cameras(session.cameras_file, result.cameras, comment=f"from the {cb.placement} checkerboard; origin at its first inner corner")
     axis = max(cb.rows, cb.cols) * board.square_m / 2
     for c in result.cameras:

@@ -17,14 +17,14 @@ Outputs, in output/<trial>/analyse/:
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from biomech.analysis import AnalysisSettings, Rep, TrialAnalysis, analyse_trial, leg_length_from_keypoints
+from biomech.analysis import Rep, TrialAnalysis, analyse_trial, leg_length_from_keypoints
 from pipeline.filter import FilterOutput
 from pipeline.ik import IKOutput
 from pipeline.runner import StageContext, StageInputError
@@ -182,15 +182,14 @@ def _keypoints(ctx: StageContext, time_s: np.ndarray) -> tuple[np.ndarray | None
 
 
 def run_analyse(ctx: StageContext) -> None:
-    cfg = ctx.config["analyse"]
+    cfg = ctx.settings.analyse
     ik = IKOutput.load(ctx.stage_dir("ik"), ctx.trial.name)
     table = ik.angles
     if len(table.time_s) < 2:
         raise StageInputError(f"{ik.path}: {len(table.time_s)} frame(s); nothing to analyse")
-    settings = AnalysisSettings.from_config(cfg)
     midhip, leg = _keypoints(ctx, table.time_s)
-    a = analyse_trial(table, ctx.trial.name, settings, pelvis_height_m=midhip, leg_length_m=leg)
-    write_analysis(a, ctx.out_dir, dict(cfg), plot=bool(cfg["plot"]))
+    a = analyse_trial(table, ctx.trial.name, cfg, pelvis_height_m=midhip, leg_length_m=leg)
+    write_analysis(a, ctx.out_dir, asdict(cfg), plot=cfg.plot)
     ctx.summary.update(a.key_numbers(), message=a.message())
     if a.squats is not None:
         for note in a.squats.segmentation.notes:

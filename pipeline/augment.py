@@ -20,12 +20,13 @@ from biomech.landmarks import marker_keypoints
 from core.gaps import fill_gaps, nan_runs, runs_mask
 from pipeline.filter import FilterOutput
 from pipeline.runner import StageContext, StageInputError, stage_device
+from sessions.settings import AugmentSettings
 
 FOOT_KEYPOINTS = ["RHeel", "LHeel", "RBigToe", "LBigToe", "RSmallToe", "LSmallToe"]
 
 
-def weights_path(cfg: dict) -> Path:
-    path = Path(cfg["augment"]["weights"]) if cfg["augment"]["weights"] else DEFAULT_WEIGHTS
+def weights_path(cfg: AugmentSettings) -> Path:
+    path = Path(cfg.weights) if cfg.weights else DEFAULT_WEIGHTS
     if not path.is_file():
         raise StageInputError(
             f"{path}: augmenter weights not found. The default ships with the project (models/weights/augmenter.pt; "
@@ -172,20 +173,20 @@ class AugmentOutput:
 
 
 def run_augment(ctx: StageContext) -> None:
-    cfg = ctx.config["augment"]
+    cfg = ctx.settings.augment
     src = FilterOutput.trc_path(ctx.stage_dir("filter"))
-    path = weights_path(ctx.config)
+    path = weights_path(cfg)
     models, meta = load_augmenter_file(path)
-    device = stage_device(cfg["device"], "augment.device")
+    device = stage_device(cfg.device, "augment.device")
     subject = ctx.session.subject
-    res = augment_table(FilterOutput.load(ctx.stage_dir("filter")).keypoints, models, subject.height_m, subject.mass_kg, cfg["max_gap_s"], cfg["floor_offset"],
+    res = augment_table(FilterOutput.load(ctx.stage_dir("filter")).keypoints, models, subject.height_m, subject.mass_kg, cfg.max_gap_s, cfg.floor_offset,
                         device, str(src))
     out = res.table
     report = res.report(core=models[0].keypoints if models else ())  # the first (lower-body) model's inputs
     warnings = []
     for k, runs in report["bridged"].items():
         emptied = sorted(m for m in report["markers_emptied_frames"] if k in marker_keypoints().get(m, ()))
-        warnings.append(f"{k} missing for more than {cfg['max_gap_s']} s at frames "
+        warnings.append(f"{k} missing for more than {cfg.max_gap_s} s at frames "
                         + ", ".join(f"{a}-{b}" for a, b in runs)
                         + (f"; markers left empty there: {', '.join(emptied)}" if emptied else ""))
     for w in warnings:

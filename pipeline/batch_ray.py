@@ -36,6 +36,7 @@ from pipeline.stages import stages_from_config
 from pipeline.batch import BatchEntry, entry_from_error, entry_from_run, find_sessions
 from sessions.config import ConfigError, apply_overrides, load_defaults
 from sessions.session import Session, SessionError, load_session
+from sessions.settings import BatchSettings
 
 ROOT = Path(__file__).resolve().parent.parent  # the product's folder: put on the workers' PYTHONPATH
 DETECT, FRONT, BACK, FINISH = "detect", "front", "back", "finish"
@@ -67,14 +68,14 @@ class PartRefused:
     detail: str
 
 
-def plan_session(session: Session, batch_cfg: dict[str, Any]) -> list[Part]:
+def plan_session(session: Session, gpu_stages: tuple[str, ...]) -> list[Part]:
     """The tasks of one session's run, in an order where every part comes after what it needs."""
-    stages = stages_from_config(session.config["run"]["stages"])
+    stages = stages_from_config(session.settings.run.stages)
     names = [s.name for s in stages]
-    unknown = [n for n in batch_cfg["gpu_stages"] if n not in names]
+    unknown = [n for n in gpu_stages if n not in names]
     if unknown:
         raise ConfigError([f"batch.gpu_stages: {unknown} not in run.stages {names}"])
-    cut = max((names.index(n) + 1 for n in batch_cfg["gpu_stages"]), default=0)
+    cut = max((names.index(n) + 1 for n in gpu_stages), default=0)
     front, back = tuple(names[:cut]), tuple(names[cut:])
     keypoints = next((s for s in stages[:cut] if s.name == "keypoints"), None)
     static = next((t for t in session.trials if t.kind == "static"), None)
@@ -82,7 +83,7 @@ def plan_session(session: Session, batch_cfg: dict[str, Any]) -> list[Part]:
     ordered = sorted(session.trials, key=lambda t: t.kind != "static")
     for trial in ordered:
         detects: list[str] = []
-        if keypoints is not None and trial.kind in keypoints.kinds and session.config["keypoints"]["backend"] != "json":
+        if keypoints is not None and trial.kind in keypoints.kinds and session.settings.keypoints.backend != "json":
             for cam in trial.videos:
                 parts.append(Part(f"{trial.name}/{DETECT}/{cam}", DETECT, trial.name, cam, gpu=True))
                 detects.append(parts[-1].key)
@@ -222,15 +223,15 @@ def connect(address: str | None, local_cpus: int) -> Callable[[], None]:
 
 
 def _submit(ray: Any, session: Session, parts: list[Part], force_from: str | None, overrides: dict[str, Any] | None,
-            cfg: dict[str, Any], progress: Any) -> Any:
+            cfg: BatchSettings, progress: Any) -> Any:
     """Submit a session's parts; returns the finish task's reference."""
     has_gpu = ray.cluster_resources().get("GPU", 0) > 0
     root = str(session.root)
     refs: dict[str, Any] = {}
-    common = {"num_cpus": cfg["cpus_per_task"], "max_retries": cfg["max_retries"]}
+    common = {"num_cpus": cfg.cpus_per_task, "max_retries": cfg.max_retries}
     first = True
     for part in parts:
-        opts = {**common, "num_gpus": cfg["gpu_per_task"] if part.gpu and has_gpu else 0}
+        opts = {**common, "num_gpus": cfg.gpu_per_task if part.gpu and has_gpu else 0}
         after = [refs[k] for k in part.after]
         if part.kind == DETECT:
             task = ray.remote(_task_detect).options(name=f"detect {session.root.name}/{part.trial}/{part.camera}", **opts)
@@ -249,19 +250,19 @@ def run_batch_ray(root: str | Path, address: str | None = None, force_from: str 
                   overrides: dict[str, Any] | None = None, show_progress: bool = True,
                   report: Callable[[str], None] | None = None) -> list[BatchEntry]:
     """Run every session under ``root`` on Ray (see the module doc); rows in find_sessions' order."""
-    cfg = apply_overrides(load_defaults(), [("--set", overrides)])["batch"]
+    cfg = BatchSettings.from_dict(apply_overrides(load_defaults(), [("--set", overrides)])["batch"], "batch")
     paths = find_sessions(root)
     entries: dict[Path, BatchEntry] = {}
     plans: dict[Path, tuple[Session, list[Part]]] = {}
     for path in paths:  # bad input is found here, before any task starts
         try:
             session = load_session(path, overrides)
-            check_force_from(stages_from_config(session.config["run"]["stages"]), force_from)
-            plans[path] = (session, plan_session(session, cfg))
+            check_force_from(stages_from_config(session.settings.run.stages), force_from)
+            plans[path] = (session, plan_session(session, cfg.gpu_stages))
         except Exception as exc:
             entries[path] = entry_from_error(path, exc)
     if plans:
-        stop = connect(address, cfg["local_cpus"])
+        stop = connect(address, cfg.local_cpus)
         try:
             ray = _import_ray()
             # On the driver's node, so a worker node that leaves does not take the live line with it.

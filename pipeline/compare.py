@@ -71,7 +71,7 @@ def rotations_only(table: CoordinateTable) -> CoordinateTable:
 
 
 def run_compare(ctx: StageContext) -> None:
-    cfg = ctx.config["compare"]
+    cfg = ctx.settings.compare
     ours_ik = IKOutput.load(ctx.stage_dir("ik"), ctx.trial.name)
     ours_path = ours_ik.path
     mocap = ctx.trial.mocap
@@ -81,27 +81,27 @@ def run_compare(ctx: StageContext) -> None:
         ctx.log.warning("%s/compare: the static trial's mocap: %s is not a .trc of markers, so it cannot scale the "
                         "reference model", ctx.trial.name, static_trial.mocap.name)
     subject = ctx.session.subject
-    ik = ctx.config["ik"]
+    ik = ctx.settings.ik
     try:
         ref = reference_angles(mocap, static, subject.height_m, subject.mass_kg, ctx.out_dir / "reference",
-                               weights=ik_marker_weights(ctx.config),
-                               video_coordinate_weights={str(k): float(v) for k, v in ik["video_coordinate_weights"].items()})
+                               weights=ik_marker_weights(ctx.settings),
+                               video_coordinate_weights={str(k): float(v) for k, v in ik.video_coordinate_weights.items()})
     except CompareError as exc:
         raise StageInputError(str(exc)) from None
     ours, reference = ours_ik.angles, ref.table
-    if cfg["relative_to_heading"]:
+    if cfg.relative_to_heading:
         ours, reference = relative_to_heading(ours)[0], relative_to_heading(reference)[0]
-    if not cfg["translations"]:
+    if not cfg.translations:
         ours, reference = rotations_only(ours), rotations_only(reference)
     try:
-        cmp = compare_tables(ours, reference, max_shift_s=float(cfg["max_shift_s"]),
-                             shift_coordinates=[str(n) for n in cfg["shift_coordinates"]] or None)
+        cmp = compare_tables(ours, reference, max_shift_s=float(cfg.max_shift_s),
+                             shift_coordinates=[str(n) for n in cfg.shift_coordinates] or None)
     except CompareError as exc:
         raise StageInputError(f"{ours_path} vs {mocap}: {exc}") from None
-    about = dict(ref.about, trial_mocap=str(mocap), relative_to_heading=bool(cfg["relative_to_heading"]),
-                 translations=bool(cfg["translations"]), ours=str(ours_path), warnings=ref.warnings)
-    write_comparison(cmp, ctx.out_dir, plot=bool(cfg["plot"]), about=about, plot_coordinates=PLOT_COORDINATES)
-    if cfg["plot"]:
+    about = dict(ref.about, trial_mocap=str(mocap), relative_to_heading=bool(cfg.relative_to_heading),
+                 translations=bool(cfg.translations), ours=str(ours_path), warnings=ref.warnings)
+    write_comparison(cmp, ctx.out_dir, plot=bool(cfg.plot), about=about, plot_coordinates=PLOT_COORDINATES)
+    if cfg.plot:
         plot_bland_altman(cmp, ctx.out_dir / "bland_altman.png")
 
     s = cmp.summary()

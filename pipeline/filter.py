@@ -29,6 +29,7 @@ from core.keypoints import INDEX, VIDEO_KEYPOINTS  # noqa: E402
 from pipeline.filter_kalman import measurement_std, smooth_keypoints  # noqa: E402
 from pipeline.runner import StageContext, StageInputError  # noqa: E402
 from pipeline.triangulate import TriangulateOutput, seen_report  # noqa: E402
+from sessions.settings import FilterSettings  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -55,24 +56,24 @@ class FilterOutput:
         return cls(read_trc(stage_dir / cls.TRC), json.loads((stage_dir / "quality.json").read_text()))
 
 
-def activity_cutoff(ctx: StageContext, cfg: dict) -> float:
+def activity_cutoff(ctx: StageContext, cfg: FilterSettings) -> float:
     """The low-pass cutoff: ``filter.cutoff_hz`` when set, else by the activity the trial's name says."""
-    if cfg["cutoff_hz"] > 0:
-        return float(cfg["cutoff_hz"])
+    if cfg.cutoff_hz > 0:
+        return float(cfg.cutoff_hz)
     name = ctx.trial.name.lower()
     if ctx.trial.kind == "static":
-        return float(cfg["cutoffs_hz"]["static"])
+        return float(cfg.cutoffs_hz["static"])
     for activity, pattern in (("walking", r"walk|gait|run"), ("jumping", r"jump|hop|drop"), ("squats", r"squat|sts|sit|lunge")):
         if re.search(pattern, name):
-            return float(cfg["cutoffs_hz"][activity])
-    return float(cfg["cutoffs_hz"]["other"])
+            return float(cfg.cutoffs_hz[activity])
+    return float(cfg.cutoffs_hz["other"])
 
 
-def check_cutoff(ctx: StageContext, cfg: dict, cutoff: float, rate: float) -> None:
+def check_cutoff(ctx: StageContext, cfg: FilterSettings, cutoff: float, rate: float) -> None:
     """A low-pass cutoff at or above the Nyquist frequency (half the frame rate) filters nothing: refuse it."""
     if cutoff < rate / 2:
         return
-    key = "filter.cutoff_hz" if cfg["cutoff_hz"] > 0 else f"filter.cutoffs_hz ({ctx.trial.name}'s activity)"
+    key = "filter.cutoff_hz" if cfg.cutoff_hz > 0 else f"filter.cutoffs_hz ({ctx.trial.name}'s activity)"
     raise StageInputError(f"{key} is {cutoff:g} Hz, at or above the Nyquist frequency {rate / 2:.4g} Hz of trial "
                           f"{ctx.trial.name!r} (filmed at {rate:.0f} frames/s); set it below {rate / 2:.4g} Hz in "
                           "session.yaml (config: filter:) or with --set, or 0 to choose by activity")
@@ -107,15 +108,14 @@ def plot_trajectories(path, time_s: np.ndarray, raw: np.ndarray, smooth: np.ndar
 
 
 def run_filter(ctx: StageContext) -> None:
-    cfg = ctx.config["filter"]
+    cfg = ctx.settings.filter
     tri = TriangulateOutput.load(ctx.stage_dir("triangulate"))
     time_s, pts, err, used, conf = tri.time_s, tri.points_m, tri.error_px, tri.used, tri.confidence
     rate = 1.0 / float(np.median(np.diff(time_s)))
     cutoff = activity_cutoff(ctx, cfg)
     check_cutoff(ctx, cfg, cutoff, rate)
-    std = measurement_std(err, np.where(conf > 0, conf, np.nan), cfg["measurement_std_m"], cfg["reprojection_ref_px"])
-    res = smooth_keypoints(pts, rate, std, jerk_std=cfg["jerk_std"], gate_sigma=cfg["gate_sigma"], cutoff_hz=cutoff,
-                           max_gap_s=cfg["max_gap_s"])
+    std = measurement_std(err, np.where(conf > 0, conf, np.nan), cfg.measurement_std_m, cfg.reprojection_ref_px)
+    res = smooth_keypoints(pts, rate, std, cfg, cutoff)
     span = trial_span(ctx, cfg, pts, res.points_m, rate, tri.seen, tri.cameras)
     a, b = span["frames"]
     table = MarkerTable((time_s - time_s[0])[a:b], list(VIDEO_KEYPOINTS), res.points_m[a:b], rate)
@@ -152,13 +152,13 @@ def run_filter(ctx: StageContext) -> None:
                         span["duration_s"], "; ".join(f"{k} {v}" for k, v in span["limited_by"].items()))
 
 
-def trial_span(ctx: StageContext, cfg: dict, raw: np.ndarray, smooth: np.ndarray, rate: float, seen: np.ndarray,
+def trial_span(ctx: StageContext, cfg: FilterSettings, raw: np.ndarray, smooth: np.ndarray, rate: float, seen: np.ndarray,
                cams: list[str]) -> dict:
     """The analysable span of the trial (frames where every ``filter.span_keypoints`` is present after
     gap filling) and what limits it; raises when it is shorter than ``filter.min_span_s``.
 
     raw, smooth: (frames, 20, 3) triangulated and filtered keypoints; seen: (frames, 20, cameras)."""
-    names = list(cfg["span_keypoints"])
+    names = list(cfg.span_keypoints)
     unknown = [n for n in names if n not in INDEX]
     if unknown:
         raise StageInputError(f"filter.span_keypoints names unknown keypoints {unknown}; known: {list(VIDEO_KEYPOINTS)}")
@@ -167,14 +167,14 @@ def trial_span(ctx: StageContext, cfg: dict, raw: np.ndarray, smooth: np.ndarray
     frames = len(smooth)
     span = analysable_span(present)
     a, b = span if span else (0, 0)
-    if (b - a) / rate < cfg["min_span_s"]:
+    if (b - a) / rate < cfg.min_span_s:
         missing = ~np.isfinite(smooth[..., 0])
         worst = sorted(names, key=lambda n: -missing[:, INDEX[n]].mean())
         worst = [n for n in worst if missing[:, INDEX[n]].any()][:6]
         detail = "; ".join(f"{n} missing at frames {describe_runs(nan_runs(~missing[:, INDEX[n]]))}" for n in worst)
         raise StageInputError(
             f"{ctx.trial.name}: the body cannot be reconstructed: the keypoints filter.span_keypoints lists are present "
-            f"together for only {(b - a) / rate:.2f} s (filter.min_span_s = {cfg['min_span_s']} s). {detail}. Cameras: "
+            f"together for only {(b - a) / rate:.2f} s (filter.min_span_s = {cfg.min_span_s} s). {detail}. Cameras: "
             + seen_report(cams, seen, missing, worst)
             + ". Every keypoint needs at least 2 cameras that see it: film the whole body, feet included, in every "
               "phone from the start to the end of the trial, with nothing in front of the subject")

@@ -15,6 +15,7 @@ from filterpy.common import Q_discrete_white_noise
 
 from core.gaps import fill_gaps
 from core.signal import zero_lag_lowpass
+from sessions.settings import FilterSettings
 
 
 @dataclass
@@ -71,7 +72,7 @@ def kalman_rts(z: np.ndarray, meas_std: np.ndarray, dt: float, jerk_std: float) 
     return xs[..., 0]
 
 
-def local_outliers(z: np.ndarray, half_window: int = 4, floor_m: float = 0.04, k: float = 4.0) -> np.ndarray:
+def local_outliers(z: np.ndarray, half_window: int, floor_m: float, k: float) -> np.ndarray:
     """Hampel test in 3D with the local trend removed: (frames, tracks) True where a point lies
     further from what its neighbourhood says than ``k`` robust standard deviations of that
     neighbourhood, and at least ``floor_m``.
@@ -107,19 +108,21 @@ def local_outliers(z: np.ndarray, half_window: int = 4, floor_m: float = 0.04, k
     return out
 
 
-def robust_smooth(z: np.ndarray, meas_std: np.ndarray, dt: float, jerk_std: float, gate_sigma: float) -> tuple[np.ndarray, np.ndarray]:
+def robust_smooth(z: np.ndarray, meas_std: np.ndarray, dt: float, cfg: FilterSettings) -> tuple[np.ndarray, np.ndarray]:
     """Outlier-proof Kalman + RTS smoothing of (frames, tracks, 3) points with (frames, tracks) noise (m).
 
-    1. Points that a local-median (Hampel) test flags are dropped.
-    2. Kalman + RTS on the rest; points further than ``gate_sigma`` standard deviations (3D,
+    1. Points that a local-median (Hampel) test flags are dropped (filter.outlier_half_window,
+       .outlier_floor_m, .outlier_k).
+    2. Kalman + RTS (filter.jerk_std) on the rest; points further than filter.gate_sigma standard deviations (3D,
        measurement noise) from that smoothed track are dropped. Gating against a track smoothed
        from both sides cannot lock out the way forward-only innovation gating does (after a gap,
        an accepted outlier would make every true point after it look implausible).
     3. Kalman + RTS on what is left.
     Returns smoothed positions (frames, tracks, 3) and the rejected mask (frames, tracks).
     """
+    jerk_std, gate_sigma = cfg.jerk_std, cfg.gate_sigma
     valid = np.all(np.isfinite(z), axis=-1)
-    rejected = valid & local_outliers(z)
+    rejected = valid & local_outliers(z, cfg.outlier_half_window, cfg.outlier_floor_m, cfg.outlier_k)
     clean = np.where(rejected[..., None], np.nan, z)
     first = kalman_rts(clean, meas_std, dt, jerk_std)
     d2 = np.sum((clean - first) ** 2, axis=-1) / np.minimum(meas_std, 1e3) ** 2
@@ -135,17 +138,18 @@ def measurement_std(error_px: np.ndarray, confidence: np.ndarray, base_m: float,
     return base_m * np.maximum(1.0, err / ref_px) / np.clip(np.nan_to_num(confidence, nan=0.1), 0.1, 1.0)
 
 
-def smooth_keypoints(points_m: np.ndarray, rate_hz: float, meas_std_m: np.ndarray, jerk_std: float = 50.0,
-                     gate_sigma: float = 5.0, cutoff_hz: float = 12.0, max_gap_s: float = 0.25) -> FilterResult:
-    """Robust Kalman + RTS, gap filling, Butterworth for (frames, keypoints, 3).
+def smooth_keypoints(points_m: np.ndarray, rate_hz: float, meas_std_m: np.ndarray, cfg: FilterSettings,
+                     cutoff_hz: float) -> FilterResult:
+    """Robust Kalman + RTS (``robust_smooth``), gap filling, Butterworth at ``cutoff_hz`` for (frames, keypoints, 3).
 
-    Frames without a (kept) measurement are filled, when the gap is at most ``max_gap_s`` long,
+    Frames without a (kept) measurement are filled, when the gap is at most filter.max_gap_s long,
     by a cubic fitted to the smoothed track over 0.1 s (or the gap's length) on either side: over
     a gap the constant-acceleration model extrapolates the noisy acceleration estimates of its
     edges, a fit over both sides does not. A gap of up to 0.1 s at either end of the trial (a
     first frame gated out, say) is extrapolated by a line; longer ones, and longer gaps, stay empty."""
     T, K, _ = points_m.shape
-    smoothed, rejected = robust_smooth(points_m, meas_std_m, 1.0 / rate_hz, jerk_std, gate_sigma)
+    max_gap_s = cfg.max_gap_s
+    smoothed, rejected = robust_smooth(points_m, meas_std_m, 1.0 / rate_hz, cfg)
     measured = np.all(np.isfinite(points_m), axis=-1) & ~rejected
     filled, long_gaps = fill_gaps(np.arange(T) / rate_hz, np.where(measured[..., None], smoothed, np.nan),
                                   int(round(max_gap_s * rate_hz)), context_frames=int(round(0.1 * rate_hz)),

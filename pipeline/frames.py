@@ -111,20 +111,20 @@ def contact_sheet(rows: list[list[np.ndarray]]) -> np.ndarray:
 
 def scan_camera(ctx: StageContext, cam: str, path: Path) -> tuple[dict[str, Any], np.ndarray, list[np.ndarray]]:
     """Decode one camera's video once: timestamps of all frames, pixels of the contact-sheet frames."""
-    cfg = ctx.config["frames"]
+    cfg = ctx.settings.frames
     try:
         info = check_video(path)
     except VideoError as exc:
         raise StageInputError(str(exc)) from None
     n_est = max(info.frame_count_container, 1)
-    n_tiles = cfg["contact_sheet_frames"] if cfg["contact_sheet"] else 0
+    n_tiles = cfg.contact_sheet_frames if cfg.contact_sheet else 0
     picks = set(np.linspace(0, n_est - 1, n_tiles).round().astype(int).tolist()) if n_tiles else set()
     times, tiles = [], []
     try:
         for fr in ctx.progress(iter_frames(path, images=picks), total=info.frame_count_container or None, desc=cam):
             times.append(fr.time_s)
             if fr.image is not None:
-                tiles.append(_tile(fr.image, cfg["contact_sheet_tile_width_px"], f"{cam}  {fr.time_s:.2f}s"))
+                tiles.append(_tile(fr.image, cfg.contact_sheet_tile_width_px, f"{cam}  {fr.time_s:.2f}s"))
     except VideoError as exc:
         raise StageInputError(str(exc)) from None
     t = np.asarray(times)
@@ -134,7 +134,7 @@ def scan_camera(ctx: StageContext, cam: str, path: Path) -> tuple[dict[str, Any]
         raise StageInputError(f"{path}: only {len(t)} frame decodes; a trial needs a video of at least {MIN_FRAMES} "
                               "frames (in practice seconds); record it again")
     expected = info.frame_count_container
-    if expected > 0 and len(t) < (1 - cfg["max_missing_frame_share"]) * expected:
+    if expected > 0 and len(t) < (1 - cfg.max_missing_frame_share) * expected:
         raise StageInputError(
             f"{path}: truncated: its header announces {expected} frames but only {len(t)} decode; copy the file from the phone again"
         )
@@ -149,7 +149,7 @@ def scan_camera(ctx: StageContext, cam: str, path: Path) -> tuple[dict[str, Any]
         "frames_in_header": expected,
         "start_s": round(float(t[0]), 6),
         "duration_s": round(float(t[-1] - t[0]), 6),
-        **timing_stats(t, cfg["irregular_interval_share"]),
+        **timing_stats(t, cfg.irregular_interval_share),
     }
     return record, t, tiles
 
@@ -176,7 +176,7 @@ def scan_keypoint_files(ctx: StageContext, cam: str, sizes: dict[str, tuple[int,
     fps = ctx.trial.fps.get(cam)
     if folder is None or fps is None:  # load_session refuses such a session; kept for a hand-made Trial
         raise StageInputError(f"{ctx.session.yaml_path}: trial {ctx.trial.name!r} camera {cam!r} has no video; give its "
-                              f"2D keypoint files ({ctx.config['keypoints']['json_dir']}/{ctx.trial.name}/{cam}/) and "
+                              f"2D keypoint files ({ctx.settings.keypoints.json_dir}/{ctx.trial.name}/{cam}/) and "
                               f"its frame rate (cameras: - {{id: {cam}, fps: 60}})")
     try:
         files, numbers = pose_json_files(folder)
@@ -198,7 +198,7 @@ def scan_keypoint_files(ctx: StageContext, cam: str, sizes: dict[str, tuple[int,
         "keypoint_files": len(files),
         "start_s": round(float(t[0]), 6),
         "duration_s": round(float(t[-1] - t[0]), 6),
-        **timing_stats(t, ctx.config["frames"]["irregular_interval_share"]),
+        **timing_stats(t, ctx.settings.frames.irregular_interval_share),
     }
     if size is None:
         ctx.log.warning("%s: image size unknown (no calibration/cameras.yaml entry for %s and none in the JSON files)",
@@ -207,7 +207,7 @@ def scan_keypoint_files(ctx: StageContext, cam: str, sizes: dict[str, tuple[int,
 
 
 def run_frames(ctx: StageContext) -> None:
-    cfg = ctx.config["frames"]
+    cfg = ctx.settings.frames
     cameras: dict[str, Any] = {}
     times: dict[str, np.ndarray] = {}
     sheet_rows = []
@@ -222,10 +222,10 @@ def run_frames(ctx: StageContext) -> None:
                          "(no contact sheet for this camera)", ctx.trial.name, cam, record["frames"], record["fps_declared"],
                          record["file"])
         fps = record["fps_measured"]
-        if not cfg["min_fps"] <= fps <= cfg["max_fps"]:
+        if not cfg.min_fps <= fps <= cfg.max_fps:
             ctx.log.warning(
                 "%s: %.1f fps is outside the validated %g-%g fps; results may be less accurate",
-                record["file"], fps, cfg["min_fps"], cfg["max_fps"],
+                record["file"], fps, cfg.min_fps, cfg.max_fps,
             )
         if record["variable_frame_rate"]:
             ctx.log.info("%s: variable frame rate (%d irregular intervals); real timestamps are used", record["file"], record["irregular_intervals"])

@@ -57,7 +57,7 @@ PLOTTED = [("pelvis_tilt", "pelvis_list", "pelvis_rotation"), ("hip_flexion_r", 
 
 def _generic_scaled(ctx: StageContext, why: str) -> Path:
     """Our generic model scaled uniformly to the subject's height (no scaled model from a static trial)."""
-    model = load_model(model_file(ctx.config))
+    model = load_model(model_file(ctx.settings))
     model.initSystem()
     f = ctx.session.subject.height_m / GENERIC_HEIGHT_M
     bodies = model.getBodySet()
@@ -84,13 +84,13 @@ def scaled_model(ctx: StageContext) -> tuple[Path | None, str]:
 
 def ik_inputs(ctx: StageContext) -> list[Path]:
     """The model file when there is no scaled model from a static trial (that one is an upstream output)."""
-    cfg = ctx.config["ik"]
-    files = [Path(cfg["setup"])] if cfg["setup"] else []
-    return files + ([model_file(ctx.config)] if scaled_model(ctx)[0] is None else [])
+    cfg = ctx.settings.ik
+    files = [Path(cfg.setup)] if cfg.setup else []
+    return files + ([model_file(ctx.settings)] if scaled_model(ctx)[0] is None else [])
 
 
 def run_ik_stage(ctx: StageContext) -> None:
-    cfg = ctx.config["ik"]
+    cfg = ctx.settings.ik
     trc_path, source = marker_source(ctx)
     if not trc_path.is_file():
         raise StageInputError(f"{trc_path}: markers not found; the {'augment' if source == 'augmented' else 'filter'} "
@@ -98,15 +98,15 @@ def run_ik_stage(ctx: StageContext) -> None:
     model, why = scaled_model(ctx)
     model = model or _generic_scaled(ctx, why)
     # Only the chosen marker set takes part (augmented files carry the video keypoints too).
-    weights = ik_marker_weights(ctx.config)
+    weights = ik_marker_weights(ctx.settings)
     chosen = MARKER_SETS[marker_set_name(source)]
-    if not ctx.config["scale"]["model"]:
+    if not ctx.settings.scale.model:
         weights.update({m: 0.0 for s in MARKER_SETS.values() for m in s if m not in chosen})
         if source == "augmented":  # the triangulated keypoints next to the augmented markers
-            weights.update(keypoint_weights(cfg["keypoint_weights"]))
-    coord_w = {str(k): float(v) for k, v in cfg["video_coordinate_weights"].items()} if source == "video" else None
+            weights.update(keypoint_weights(cfg.keypoint_weights))
+    coord_w = {str(k): float(v) for k, v in cfg.video_coordinate_weights.items()} if source == "video" else None
     result = run_ik(model, trc_path, ctx.out_dir, name=ctx.trial.name, weights=weights,
-                    setup_xml=cfg["setup"] or None, accuracy=float(cfg["accuracy"]), flag_rms_m=cfg["flag_rms_mm"] / 1000,
+                    setup_xml=cfg.setup or None, accuracy=float(cfg.accuracy), flag_rms_m=cfg.flag_rms_mm / 1000,
                     coordinate_weights=coord_w)
     emptied = empty_unseen_coordinates(model, result.mot_path, keypoint_gaps(ctx, source, trc_path))
     s = result.summary()
@@ -121,15 +121,15 @@ def run_ik_stage(ctx: StageContext) -> None:
                                f"{len(s['flagged_frames'])} flagged")
     if s["flagged_frames"]:
         ctx.log.warning("%s/ik: %d frames with marker RMS over %.0f mm (first: %s); their angles are less reliable",
-                        ctx.trial.name, len(s["flagged_frames"]), cfg["flag_rms_mm"], s["flagged_frames"][:5])
+                        ctx.trial.name, len(s["flagged_frames"]), cfg.flag_rms_mm, s["flagged_frames"][:5])
     if emptied:
         ctx.log.warning("%s/ik: joint angles left empty where a keypoint they depend on was not seen: %s",
                         ctx.trial.name, ", ".join(f"{k} ({v} frames)" for k, v in emptied.items()))
     if out_of_range:
         ctx.log.warning("%s/ik: outside the model's range of motion: %s", ctx.trial.name,
                         ", ".join(f"{k} ({v} frames)" for k, v in out_of_range.items()))
-    if ctx.config["ik"]["plot"]:
-        plot_angles(result.mot_path, result.time_s, result.marker_rms_m, cfg["flag_rms_mm"], ctx.out_dir / "angles.png")
+    if ctx.settings.ik.plot:
+        plot_angles(result.mot_path, result.time_s, result.marker_rms_m, cfg.flag_rms_mm, ctx.out_dir / "angles.png")
 
 
 def keypoint_gaps(ctx: StageContext, source: str, trc_path: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:

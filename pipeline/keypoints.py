@@ -157,11 +157,11 @@ def _extent_px(people: np.ndarray) -> float:
 
 
 def run_keypoints(ctx: StageContext) -> None:
-    cfg = keypoint_settings(ctx.config)
+    cfg = keypoint_settings(ctx.settings)
     cams = [c.id for c in ctx.session.cameras]
     frames = FramesOutput.load(ctx.stage_dir("frames"))
     info, times = frames.cameras, dict(frames.time_s)
-    if cfg["backend"] != "json":
+    if cfg.backend != "json":
         people = detect_all(ctx, cams, cfg)
     else:
         people = read_json_all(ctx, cams, {c: len(times[c]) for c in cams})
@@ -173,7 +173,7 @@ def run_keypoints(ctx: StageContext) -> None:
     hints = {h.camera: h for h in ctx.session.subject.seen_at if h.trial in (None, ctx.trial.name)}
     for c in cams:
         fps = info[c]["fps_measured"] or 30.0
-        tracks[c] = link_tracks(people[c], cfg["max_track_distance"], int(round(cfg["max_track_gap_s"] * fps)))
+        tracks[c] = link_tracks(people[c], cfg, int(round(cfg.max_track_gap_s * fps)))
         infos[c] = track_infos(tracks[c], info[c]["height"] or _extent_px(people[c]), info[c]["width"])
         opts = candidates(infos[c])
         if not opts:
@@ -185,7 +185,7 @@ def run_keypoints(ctx: StageContext) -> None:
     cameras = _load_calibration(ctx, {c: info[c] for c in cams})
     if any(len(o) > 1 for o in options):
         agreement = subject_agreement([times[c] for c in cams], [tracks[c] for c in cams], [infos[c] for c in cams],
-                                      ctx.config["sync"]["max_lag_s"], cameras, cfg["framing_weight"])
+                                      cfg, ctx.settings.sync, cameras)
         how = "framing and movement across cameras" + (" and geometry" if cameras is not None else "")
     else:
         agreement, how = (lambda combo: 0.0), "only one person"
@@ -193,20 +193,20 @@ def run_keypoints(ctx: StageContext) -> None:
         how = f"subject.seen_at in {', '.join(sorted(hints))}" + (f"; the others by {how}" if len(hints) < len(cams) else "")
     chosen = choose_subject(options, agreement)
 
-    report: dict[str, Any] = {"backend": cfg["backend"], "subject_chosen_by": how, "cameras": {}}
+    report: dict[str, Any] = {"backend": cfg.backend, "subject_chosen_by": how, "cameras": {}}
     subjects: dict[str, np.ndarray] = {}
     for c, t in zip(cams, chosen):
-        subject, swaps = fix_swaps(tracks[c][:, t])
+        subject, swaps = fix_swaps(tracks[c][:, t], cfg.swap_prior)
         subjects[c] = subject
         others = np.delete(tracks[c], t, axis=1)
         video = ctx.trial.videos.get(c)
-        if video is None and (cfg["overlay_frames"] > 0 or cfg["overlay_video"]):
+        if video is None and (cfg.overlay_frames > 0 or cfg.overlay_video):
             ctx.log.info("%s/%s: no video, so no overlay images (2D keypoints from %s)", ctx.trial.name, c, ctx.trial.source(c))
         try:
-            if video is not None and cfg["overlay_frames"] > 0:
+            if video is not None and cfg.overlay_frames > 0:
                 cv2.imwrite(str(ctx.out_dir / f"overlay_{c}.png"),
-                            overlay_sheet(video, times[c], subject, others, cfg["overlay_frames"]))
-            if video is not None and cfg["overlay_video"]:
+                            overlay_sheet(video, times[c], subject, others, cfg.overlay_frames))
+            if video is not None and cfg.overlay_video:
                 overlay_video(video, ctx.out_dir / f"overlay_{c}.mp4", times[c], subject, others)
         except VideoError as exc:
             raise StageInputError(str(exc)) from None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import queue as queue_mod
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from core.keypoints import VIDEO_KEYPOINTS
 from pipeline.fingerprint import digest_json, session_path_key
 from pipeline.code_digest import code_identity
 from pipeline.runner import StageContext, StageInputError, stage_device
+from sessions.settings import KeypointsSettings, Settings
 from core.video import VideoError, iter_frames
 from pipeline.workers import progress_queue, report_progress, worker_pool
 
@@ -58,24 +60,24 @@ def detect_video(path: str, max_people: int, min_detection_confidence: float, pr
     return np.asarray(out).reshape(-1, max_people, len(VIDEO_KEYPOINTS), 3)
 
 
-def _cache_key(path: Path, root: Path, cfg: dict[str, Any], device: str) -> str:
+def _cache_key(path: Path, root: Path, cfg: KeypointsSettings, device: str) -> str:
     """The video (by its place in the session, so a copied session keeps its cache), the detector's code
     and the settings that change raw detections (for the torch backend also where and in what precision
     it ran: float16 on a GPU differs from float32 on the CPU in the last decimals)."""
     st = path.stat()
-    if cfg["backend"] == "mediapipe":
+    if cfg.backend == "mediapipe":
         code = [code_identity("models.pose_mediapipe", DETECTOR_LIBRARIES)]
     else:
         code = [code_identity("pipeline.keypoints_blazepose", TORCH_LIBRARIES), device, str(_precision(cfg, device)),
-                cfg["min_presence"], cfg["landmark_passes"]]
+                cfg.min_presence, cfg.landmark_passes]
     return digest_json(code + [code_identity("core.video"), session_path_key(path, root), st.st_size, st.st_mtime_ns,
-                               cfg["max_people"], cfg["min_detection_confidence"]])
+                               cfg.max_people, cfg.min_detection_confidence])
 
 
-def _precision(cfg: dict[str, Any], device: str):
+def _precision(cfg: KeypointsSettings, device: str):
     import torch
 
-    choice = cfg["precision"]
+    choice = cfg.precision
     if choice == "auto":
         choice = "float16" if device == "cuda" else "float32"
     if choice == "float16" and device != "cuda":
@@ -84,10 +86,10 @@ def _precision(cfg: dict[str, Any], device: str):
     return {"float16": torch.float16, "float32": torch.float32}[choice]
 
 
-def resolve_backend(cfg: dict[str, Any]) -> str:
+def resolve_backend(cfg: KeypointsSettings) -> str:
     """The backend that runs: ``auto`` is blazepose-torch where torch sees a GPU, else mediapipe."""
-    if cfg["backend"] != "auto":
-        return cfg["backend"]
+    if cfg.backend != "auto":
+        return cfg.backend
     import torch
 
     return "blazepose-torch" if torch.cuda.is_available() else "mediapipe"
@@ -113,10 +115,10 @@ def store_detections(path: Path, people: np.ndarray, key: str) -> None:
     tmp.replace(path)
 
 
-def detect_all(ctx: StageContext, cams: list[str], cfg: dict[str, Any]) -> dict[str, np.ndarray]:
-    """Detections of every camera by the backend ``cfg['backend']`` (resolved), from the cache where
+def detect_all(ctx: StageContext, cams: list[str], cfg: KeypointsSettings) -> dict[str, np.ndarray]:
+    """Detections of every camera by the backend ``cfg.backend`` (resolved), from the cache where
     possible; MediaPipe in parallel worker processes, blazepose-torch in this process."""
-    device = stage_device(cfg["device"], "keypoints.device") if cfg["backend"] == "blazepose-torch" else "cpu"
+    device = stage_device(cfg.device, "keypoints.device") if cfg.backend == "blazepose-torch" else "cpu"
     cache_dir = ctx.session.output_dir / ".cache" / "detections" / ctx.trial.name
     cache_dir.mkdir(parents=True, exist_ok=True)
     result: dict[str, np.ndarray] = {}
@@ -125,7 +127,7 @@ def detect_all(ctx: StageContext, cams: list[str], cfg: dict[str, Any]) -> dict[
         path = ctx.trial.videos.get(cam)
         if path is None:
             raise StageInputError(f"{ctx.trial.source(cam)}: trial {ctx.trial.name!r} has no video of camera {cam!r} for "
-                                  f"{cfg['backend']}; use its 2D keypoint files with keypoints.backend: json, or add the video")
+                                  f"{cfg.backend}; use its 2D keypoint files with keypoints.backend: json, or add the video")
         key = _cache_key(path, ctx.session.root, cfg, device)
         cached = cache_dir / f"{cam}.npz"
         people = load_cached_detections(cached, key)
@@ -136,10 +138,10 @@ def detect_all(ctx: StageContext, cams: list[str], cfg: dict[str, Any]) -> dict[
         todo[cam] = (path, key)
     if not todo:
         return result
-    if cfg["backend"] == "blazepose-torch":
+    if cfg.backend == "blazepose-torch":
         return result | detect_torch(ctx, todo, device, cache_dir, cfg)
-    workers = min(len(todo), cfg["workers"] or os.cpu_count() or 1)
-    args = (cfg["max_people"], cfg["min_detection_confidence"])
+    workers = min(len(todo), cfg.workers or os.cpu_count() or 1)
+    args = (cfg.max_people, cfg.min_detection_confidence)
 
     def store(cam: str, people: np.ndarray) -> None:
         # Cached as soon as a camera is done: a later camera's failure does not lose it.
@@ -176,7 +178,7 @@ def detect_all(ctx: StageContext, cams: list[str], cfg: dict[str, Any]) -> dict[
 
 
 def detect_torch(ctx: StageContext, todo: dict[str, tuple[Path, str]], device: str, cache_dir: Path,
-                 cfg: dict[str, Any]) -> dict[str, np.ndarray]:
+                 cfg: KeypointsSettings) -> dict[str, np.ndarray]:
     """The blazepose-torch backend in this process, one camera after another, each cached when done."""
     import torch
 
@@ -184,16 +186,16 @@ def detect_torch(ctx: StageContext, todo: dict[str, tuple[Path, str]], device: s
     from pipeline.keypoints_blazepose import detect_videos_torch
 
     if device == "cpu":
-        torch.set_num_threads(cfg["workers"] or os.cpu_count() or 1)
-    model = BlazePoseTorch(device, _precision(cfg, device), min_detection_confidence=cfg["min_detection_confidence"],
-                           min_presence=cfg["min_presence"], max_people=cfg["max_people"],
-                           refine_passes=cfg["landmark_passes"] - 1)
+        torch.set_num_threads(cfg.workers or os.cpu_count() or 1)
+    model = BlazePoseTorch(device, _precision(cfg, device), min_detection_confidence=cfg.min_detection_confidence,
+                           min_presence=cfg.min_presence, max_people=cfg.max_people,
+                           refine_passes=cfg.landmark_passes - 1)
     ctx.log.info("blazepose-torch on %s (%s)", device, str(model.dtype).replace("torch.", ""))
     result = {}
     for cam, (path, key) in todo.items():
         with tqdm(desc=f"{ctx.trial.name}/{cam} keypoints", unit="fr", leave=False, disable=not ctx.show_progress) as bar:
             try:
-                people = detect_videos_torch({cam: path}, model, cfg["batch_frames"], lambda _c, n: bar.update(n))[cam]
+                people = detect_videos_torch({cam: path}, model, cfg.batch_frames, lambda _c, n: bar.update(n))[cam]
             except VideoError as exc:
                 raise StageInputError(str(exc)) from None
         # Cached as soon as a camera is done: a later camera's failure does not lose it.
@@ -206,12 +208,12 @@ def read_json_all(ctx: StageContext, cams: list[str], n_frames: dict[str, int]) 
     """Keypoints another detector wrote: <session>/<json_dir>/<trial>/<camera>/*.json."""
     from models.pose_openpose import PoseJsonError, read_pose_json_dir
 
-    cfg = ctx.config["keypoints"]
+    cfg = ctx.settings.keypoints
     out = {}
     for cam in cams:
-        folder = ctx.session.root / cfg["json_dir"] / ctx.trial.name / cam
+        folder = ctx.session.root / cfg.json_dir / ctx.trial.name / cam
         try:
-            people = read_pose_json_dir(folder, cfg["max_people"])
+            people = read_pose_json_dir(folder, cfg.max_people)
         except PoseJsonError as exc:
             raise StageInputError(str(exc)) from None
         n = n_frames[cam]
@@ -230,20 +232,20 @@ def read_json_all(ctx: StageContext, cams: list[str], n_frames: dict[str, int]) 
 def json_inputs(ctx: StageContext) -> list[Path]:
     """Fingerprint inputs of the keypoints stage: the videos (decoded for the overlays in any case),
     and the JSON files when that backend is used."""
-    cfg = ctx.config["keypoints"]
+    cfg = ctx.settings.keypoints
     videos = [ctx.trial.videos[c.id] for c in ctx.session.cameras if c.id in ctx.trial.videos]
-    if cfg["backend"] != "json":
+    if cfg.backend != "json":
         return videos
-    root = ctx.session.root / cfg["json_dir"] / ctx.trial.name
+    root = ctx.session.root / cfg.json_dir / ctx.trial.name
     return videos + (sorted(root.glob("*/*.json")) if root.is_dir() else [])
 
 
-def keypoint_settings(config: dict[str, Any]) -> dict[str, Any]:
+def keypoint_settings(settings: Settings) -> KeypointsSettings:
     """The keypoints section with its backend checked and resolved (``auto`` -> what runs here)."""
-    cfg = config["keypoints"]
-    if cfg["backend"] not in BACKENDS:
-        raise StageInputError(f"keypoints.backend is {cfg['backend']!r}; use one of {list(BACKENDS)}")
-    return {**cfg, "backend": resolve_backend(cfg)}
+    cfg = settings.keypoints
+    if cfg.backend not in BACKENDS:
+        raise StageInputError(f"keypoints.backend is {cfg.backend!r}; use one of {list(BACKENDS)}")
+    return replace(cfg, backend=resolve_backend(cfg))
 
 
 def prefetch_detections(session: Any, trial_name: str, cam: str, show_progress: bool = False) -> str:
@@ -253,11 +255,11 @@ def prefetch_detections(session: Any, trial_name: str, cam: str, show_progress: 
     trial = session.trial(trial_name)
     ctx = StageContext(session, trial, session.config, session.output_dir / trial.name / ".keypoints.prefetch", show_progress)
     try:
-        cfg = keypoint_settings(session.config)
-        if cfg["backend"] == "json" or cam not in trial.videos:
-            return f"nothing to detect ({cfg['backend']})"
+        cfg = keypoint_settings(Settings.from_config(session.config))
+        if cfg.backend == "json" or cam not in trial.videos:
+            return f"nothing to detect ({cfg.backend})"
         detect_all(ctx, [cam], cfg)
     except (StageInputError, VideoError) as exc:
         ctx.log.info("%s/%s: detection left to the keypoints stage: %s", trial.name, cam, exc)
         return "left to the keypoints stage"
-    return f"detected ({cfg['backend']})"
+    return f"detected ({cfg.backend})"

@@ -26,13 +26,12 @@ from scipy.optimize import linear_sum_assignment
 
 from core.keypoints import CONFIDENT, body_centre, body_size, mirror_index
 from pipeline.sync_offsets import speed_signal, synchronise
+from sessions.settings import KeypointsSettings, SyncSettings
 
 MIRROR = mirror_index()
-# A track's pose is carried on by its velocity for at most this many frames of a gap.
-MAX_PREDICT_FRAMES = 5
-# Size changes up to this |log ratio| between matched detections cost nothing (arms raised, a limb
-# found or lost): only a clearly other size (someone passing in front) counts.
-RESIZE_FREE = 0.15
+# Speed signals for telling people apart are sampled coarser than the sync stage's (sync.rate_hz):
+# only the shape of the movement matters here, and every track of every camera gets one.
+AGREEMENT_RATE_HZ = 50.0
 
 
 @dataclass
@@ -53,7 +52,7 @@ class TrackInfo:
 
 
 
-def resize(a: np.ndarray, b: np.ndarray, min_conf: float = CONFIDENT) -> float:
+def resize(a: np.ndarray, b: np.ndarray, free: float, min_conf: float = CONFIDENT) -> float:
     """|log| of the size ratio of two detections, measured on the keypoints confident in both as the
     median distance from their median point, so that neither one wild keypoint nor a keypoint seen in
     only one of them changes it (a bounding box does). a, b: (K, 3); 0 with fewer than 3 in common."""
@@ -61,7 +60,7 @@ def resize(a: np.ndarray, b: np.ndarray, min_conf: float = CONFIDENT) -> float:
     if ok.sum() < 3:
         return 0.0
     sa, sb = (float(np.median(np.linalg.norm(p[ok, :2] - np.median(p[ok, :2], axis=0), axis=1))) for p in (a, b))
-    return max(abs(float(np.log(sb / sa))) - RESIZE_FREE, 0.0) if sa > 0 and sb > 0 else 0.0
+    return max(abs(float(np.log(sb / sa))) - free, 0.0) if sa > 0 and sb > 0 else 0.0
 
 
 def pose_distance(a: np.ndarray, b: np.ndarray, min_conf: float = CONFIDENT) -> float:
@@ -89,16 +88,19 @@ def drop_duplicates(frame_people: np.ndarray, same_distance: float = 0.15) -> li
     return keep
 
 
-def link_tracks(people: np.ndarray, max_distance: float = 0.35, max_gap_frames: int = 30) -> np.ndarray:
+def link_tracks(people: np.ndarray, cfg: KeypointsSettings, max_gap_frames: int) -> np.ndarray:
     """Per-frame detections -> tracks.
 
     people: (frames, P, K, 3) detections, confidence 0 where a slot is empty.
     returns: (frames, T, K, 3) one slot per track, NaN / 0 where the track has no detection.
     A track that missed frames costs a little more to match (0.005 body heights per frame), so a
     detection continues the most recently seen of two similar tracks. Each track's pose is carried on by
-    its velocity (at most ``MAX_PREDICT_FRAMES``) and a detection of another size costs |log size ratio|
-    (``resize``): two people crossing, or one passing in front of the other, keep their own tracks.
+    its velocity (at most keypoints.track_predict_frames) and a detection of another size costs its
+    |log size ratio| beyond keypoints.track_resize_free (``resize``): two people crossing, or one passing
+    in front of the other, keep their own tracks. Detections match a track within
+    keypoints.max_track_distance (body heights); a track waits ``max_gap_frames`` for its person.
     """
+    max_distance, predict_frames = cfg.max_track_distance, cfg.track_predict_frames
     n_frames = people.shape[0]
     tracks: list[dict] = []  # last pose, its velocity (px/frame), last frame, frames {frame: slot}
     for f in range(n_frames):
@@ -111,11 +113,11 @@ def link_tracks(people: np.ndarray, max_distance: float = 0.35, max_gap_frames: 
             # Where the person should be now, moving on as they moved (over a few frames at most): two
             # people crossing keep their own tracks instead of swapping where their poses overlap.
             predicted = tr["pose"].copy()
-            predicted[:, :2] += tr["velocity"] * min(f - tr["last_frame"], MAX_PREDICT_FRAMES)
+            predicted[:, :2] += tr["velocity"] * min(f - tr["last_frame"], predict_frames)
             for j, p in enumerate(dets):
                 # a person's size in the picture changes little from frame to frame: someone passing in
                 # front (much bigger) is not the subject they hide, even where their keypoints overlap
-                cost[i, j] = pose_distance(predicted, people[f, p]) + stale + resize(predicted, people[f, p])
+                cost[i, j] = pose_distance(predicted, people[f, p]) + stale + resize(predicted, people[f, p], cfg.track_resize_free)
         matched: set[int] = set()
         if alive and dets:
             finite = np.where(np.isfinite(cost), cost, 1e6)
@@ -125,7 +127,7 @@ def link_tracks(people: np.ndarray, max_distance: float = 0.35, max_gap_frames: 
                     t, p = alive[r], dets[c]
                     tr = tracks[t]
                     gap = f - tr["last_frame"]
-                    if gap <= MAX_PREDICT_FRAMES:  # per-frame step, also across a short gap (flickering occlusion)
+                    if gap <= predict_frames:  # per-frame step, also across a short gap (flickering occlusion)
                         step = np.nan_to_num(people[f, p, :, :2] - tr["pose"][:, :2]) / gap
                         tr["velocity"] = 0.5 * tr["velocity"] + 0.5 * step
                     else:  # after a long gap the old velocity says little
@@ -269,15 +271,11 @@ def reprojection_error(cameras, times: list[np.ndarray], tracks: list[np.ndarray
     return error
 
 
-# Two tracks whose joint triangulation misses by more than this (body heights, median) are not the
-# same person, whatever their movement says.
-SAME_PERSON_MAX_ERROR = 0.15
-
-
 def subject_agreement(times: list[np.ndarray], tracks: list[np.ndarray], infos: list[list[TrackInfo]],
-                      max_lag_s: float, cameras=None, framing_weight: float = 1.0):
+                      cfg: KeypointsSettings, sync: SyncSettings, cameras=None):
     """agreement(combo) for choose_subject. With calibrated cameras, combinations that cannot be one
-    person are out. Among the rest: ``framing_weight`` x the mean of each track's prior (filmed the whole
+    person are out (their joint triangulation misses by more than keypoints.same_person_max_error body
+    heights). Among the rest: keypoints.framing_weight x the mean of each track's prior (filmed the whole
     trial, in the middle of the picture: the phones are aimed at the subject; TrackInfo.prior), plus the
     mean pairwise correlation of their movement (one person moves the same way in every view; different
     people do not), plus a small bonus for being large and confident (which decides when nobody moves).
@@ -288,16 +286,16 @@ def subject_agreement(times: list[np.ndarray], tracks: list[np.ndarray], infos: 
 
     def signal(c: int, t: int):
         if (c, t) not in cache:
-            cache[(c, t)] = speed_signal(times[c], tracks[c][:, t], rate_hz=50.0)
+            cache[(c, t)] = speed_signal(times[c], tracks[c][:, t], sync, AGREEMENT_RATE_HZ)
         return cache[(c, t)]
 
     def agreement(combo) -> float:
-        if geometry is not None and geometry(combo) > SAME_PERSON_MAX_ERROR:
+        if geometry is not None and geometry(combo) > cfg.same_person_max_error:
             return -np.inf
-        res = synchronise([signal(c, t) for c, t in enumerate(combo)], max_lag_s=max_lag_s)
+        res = synchronise([signal(c, t) for c, t in enumerate(combo)], sync)
         rs = [p.r for p in res.pairs]
         moving = float(np.nanmean(rs)) if np.isfinite(rs).any() else 0.0
         prior = float(np.mean([infos[c][t].prior for c, t in enumerate(combo)]))
-        return framing_weight * prior + moving + 0.1 * float(np.mean([infos[c][t].score / best[c] for c, t in enumerate(combo)]))
+        return cfg.framing_weight * prior + moving + 0.1 * float(np.mean([infos[c][t].score / best[c] for c, t in enumerate(combo)]))
 
     return agreement

@@ -12,12 +12,8 @@ import numpy as np
 
 from core.keypoints import ARM_PAIRS, CONFIDENT, INDEX, LEG_PAIRS, body_size
 
-# Cost of one relabelled frame, as a share of body size: small next to a real swap (which moves the
-# points by the left-right separation) and large next to frame-to-frame jitter.
-SWAP_PRIOR = 0.03
-
-
-def _group_swaps(kp: np.ndarray, pairs: list[tuple[str, str]], size: float, min_conf: float) -> np.ndarray:
+def _group_swaps(kp: np.ndarray, pairs: list[tuple[str, str]], size: float, swap_prior: float,
+                 min_conf: float) -> np.ndarray:
     """(frames,) bool: frames whose pairs should be exchanged. kp: (frames, K, 3)."""
     r = [INDEX[a] for a, _ in pairs]
     l_ = [INDEX[b] for _, b in pairs]
@@ -29,7 +25,7 @@ def _group_swaps(kp: np.ndarray, pairs: list[tuple[str, str]], size: float, min_
     R, L, OK = kp[frames][:, r, :2], kp[frames][:, l_, :2], ok[frames]
     n = len(frames)
     # acc[s] = lowest cost of a labelling of frames[:i+1] ending in state s (0 keep, 1 swap)
-    acc = np.array([0.0, SWAP_PRIOR * size])
+    acc = np.array([0.0, swap_prior * size])
     back = np.zeros((n, 2), int)
     for i in range(1, n):
         both = OK[i - 1] & OK[i]
@@ -41,7 +37,7 @@ def _group_swaps(kp: np.ndarray, pairs: list[tuple[str, str]], size: float, min_
         step = np.array([[same, cross], [cross, same]])  # step[prev, cur]
         tot = acc[:, None] + step
         back[i] = np.argmin(tot, axis=0)
-        acc = tot[back[i], [0, 1]] + np.array([0.0, SWAP_PRIOR * size])
+        acc = tot[back[i], [0, 1]] + np.array([0.0, swap_prior * size])
     state = int(np.argmin(acc))
     for i in range(n - 1, -1, -1):
         swap[frames[i]] = bool(state)
@@ -49,14 +45,17 @@ def _group_swaps(kp: np.ndarray, pairs: list[tuple[str, str]], size: float, min_
     return swap
 
 
-def fix_swaps(kp: np.ndarray, min_conf: float = CONFIDENT) -> tuple[np.ndarray, dict[str, int]]:
-    """Relabel left/right per frame. kp: (frames, K, 3) one person. Returns fixed copy and swapped frame counts."""
+def fix_swaps(kp: np.ndarray, swap_prior: float, min_conf: float = CONFIDENT) -> tuple[np.ndarray, dict[str, int]]:
+    """Relabel left/right per frame. kp: (frames, K, 3) one person. Returns fixed copy and swapped frame counts.
+
+    swap_prior (keypoints.swap_prior): the cost of one relabelled frame, as a share of body size: small
+    next to a real swap (which moves the points by the left-right separation), large next to jitter."""
     out = kp.copy()
     sizes = body_size(kp)
     size = float(np.nanmedian(sizes)) if np.isfinite(sizes).any() else 1.0
     counts = {}
     for name, pairs in (("arms", ARM_PAIRS), ("legs", LEG_PAIRS)):
-        swap = _group_swaps(kp, pairs, size, min_conf)
+        swap = _group_swaps(kp, pairs, size, swap_prior, min_conf)
         counts[name] = int(swap.sum())
         for a, b in pairs:
             ia, ib = INDEX[a], INDEX[b]

@@ -60,10 +60,10 @@ def run_session(
     if trials:
         for name in trials:
             session.trial(name)  # unknown trial names are bad input, raised before any work
-    stages = stages_from_config(session.config["run"]["stages"])
+    stages = stages_from_config(session.settings.run.stages)
     check_force_from(stages, force_from)  # bad input: before any work
     check_writable(session.output_dir)
-    with session_lock(session.output_dir, wait), session_logging(session.output_dir / "log.txt", session.config["run"]["log_level"]) as log:
+    with session_lock(session.output_dir, wait), session_logging(session.output_dir / "log.txt", session.settings.run.log_level) as log:
         log_header(session, log)
         outcomes = Runner(session, stages, show_progress).run(trials, force_from)
         if not judge:
@@ -76,7 +76,7 @@ def judge_session(session: Session, outcomes: list[Outcome], log: logging.Logger
     verdicts = {}
     for name in dict.fromkeys(o.trial for o in outcomes):
         verdicts[name] = trial_verdict(session.output_dir, name, session.trial(name).kind, outcomes,
-                                       session.config["verdict"])
+                                       session.settings.verdict)
         (session.output_dir / name).mkdir(parents=True, exist_ok=True)
         (session.output_dir / name / "verdict.json").write_text(json.dumps(verdicts[name].to_json(), indent=2))
     log.info("\n%s\n", format_table(outcomes, verdicts))
@@ -102,10 +102,10 @@ def run_part(root: str | Path, trial: str, only: list[str], known: list[Outcome]
     other parts; ``first``: the run's first part, which logs the session's header; ``note``: where it
     runs, for the log. Raises SessionError / RunRefused like run_session."""
     session = load_session(root, overrides)
-    stages = stages_from_config(session.config["run"]["stages"])
+    stages = stages_from_config(session.settings.run.stages)
     check_writable(session.output_dir)
     with session_lock(session.output_dir, shared=True), trial_lock(session.output_dir, trial), \
-            session_logging(session.output_dir / "log.txt", session.config["run"]["log_level"]) as log:
+            session_logging(session.output_dir / "log.txt", session.settings.run.log_level) as log:
         if first:
             log_header(session, log)
         log.info("%s: stages %s%s", trial, ", ".join(only), f" {note}" if note else "")
@@ -122,10 +122,10 @@ def log_header(session: Session, log: logging.Logger) -> None:
 def finish_session(root: str | Path, outcomes: list[Outcome], overrides: dict[str, Any] | None = None) -> SessionRun:
     """The end of a split run: the consistency check over all trials, verdicts, summary and report."""
     session = load_session(root, overrides)
-    stages = stages_from_config(session.config["run"]["stages"])
+    stages = stages_from_config(session.settings.run.stages)
     order = {t.name: i for i, t in enumerate(sorted(session.trials, key=lambda t: t.kind != "static"))}
     rank = {s.name: i for i, s in enumerate(stages)}
     outcomes = sorted(outcomes, key=lambda o: (order.get(o.trial, len(order)), rank.get(o.stage, len(rank))))
-    with session_lock(session.output_dir), session_logging(session.output_dir / "log.txt", session.config["run"]["log_level"]) as log:
+    with session_lock(session.output_dir), session_logging(session.output_dir / "log.txt", session.settings.run.log_level) as log:
         Runner(session, stages, False).check_consistency()
         return judge_session(session, outcomes, log)

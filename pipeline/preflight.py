@@ -20,7 +20,7 @@ class MediaCheck:
 
 def check_media(session: Session) -> MediaCheck:
     out = MediaCheck()
-    fcfg = session.config["frames"]
+    fcfg = session.settings.frames
     for trial in session.trials:
         out.videos[trial.name] = {}
         for cam, path in trial.videos.items():
@@ -30,9 +30,9 @@ def check_media(session: Session) -> MediaCheck:
                 out.problems.append(str(exc))
                 continue
             out.videos[trial.name][cam] = info
-            if info.fps_nominal and not fcfg["min_fps"] <= info.fps_nominal <= fcfg["max_fps"]:
+            if info.fps_nominal and not fcfg.min_fps <= info.fps_nominal <= fcfg.max_fps:
                 out.notes.append(f"{path}: {info.fps_nominal:.1f} fps is outside the validated "
-                                 f"{fcfg['min_fps']:g}-{fcfg['max_fps']:g} fps; results may be less accurate")
+                                 f"{fcfg.min_fps:g}-{fcfg.max_fps:g} fps; results may be less accurate")
     path = session.cameras_file
     if not path.is_file():
         return out  # the session's own warning says how to calibrate

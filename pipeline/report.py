@@ -36,6 +36,7 @@ from pipeline.frames import FramesOutput
 from pipeline.runner import StageContext, read_manifest
 from pipeline.scale import ScaleOutput
 from pipeline.sync import SyncOutput
+from sessions.settings import VerdictSettings
 from pipeline.verdict import CHECKS, grade
 from sessions.session import Session
 
@@ -218,15 +219,15 @@ def plain_flags(flags: list[str]) -> list[str]:
 
 def run_report(ctx: StageContext) -> None:
     """The trial's figures and section.json (module docstring)."""
-    cfg = ctx.config["report"]
+    cfg = ctx.settings.report
     done = AnalyseOutput.load(ctx.stage_dir("analyse"))
     analysis, time_s, angles = done.analysis, done.time_s, done.angles_deg
     reps = (analysis.get("squats") or {}).get("reps", [])
-    dpi = int(cfg["dpi"])
+    dpi = int(cfg.dpi)
     out = ctx.out_dir
     figures, notes = [], []
     title = f"{ctx.trial.name}: joint angles over time" + (f", {sum(r['status'] == 'full' for r in reps)} repetitions shaded" if reps else "")
-    missing = plot_curves(time_s, angles, list(cfg["curves"]), reps, title, out / "curves.png", dpi)
+    missing = plot_curves(time_s, angles, list(cfg.curves), reps, title, out / "curves.png", dpi)
     if (out / "curves.png").is_file():
         figures.append({"file": "curves.png", "caption": "Joint angles over time (degrees), right red, left blue; pelvis "
                         "and trunk in black. Pelvis angles are relative to the subject's own facing direction. Shaded: "
@@ -298,7 +299,7 @@ def _summaries(tdir: Path) -> dict[str, dict[str, Any]]:
 
 
 def quality_items(summaries: dict[str, dict[str, Any]], sync: dict[str, Any] | None, kind: str,
-                  limits: dict[str, list[float]]) -> list[QualityItem]:
+                  limits: VerdictSettings) -> list[QualityItem]:
     """The data-quality page of a trial: every number the verdict judges, with its usual range (the
     'doubtful' limit of ``limits``) and how it was judged, plus the cameras and their sync offsets."""
     items: list[QualityItem] = []
@@ -307,7 +308,7 @@ def quality_items(summaries: dict[str, dict[str, Any]], sync: dict[str, Any] | N
         items.append(QualityItem("cameras used", ", ".join(f"{c} ({fps:g} fps)" for c, fps in frames["fps"].items()),
                                  meaning="cameras whose videos or keypoint files were used"))
     if sync and sync.get("cameras") and kind != "static":  # standing still gives nothing to sync on
-        d, u = limits["sync_confidence"]
+        d, u = limits.sync_confidence
         for cam, s in sync["cameras"].items():
             if cam == sync.get("reference_camera"):
                 continue
@@ -324,7 +325,7 @@ def quality_items(summaries: dict[str, dict[str, Any]], sync: dict[str, Any] | N
         v = check.value(s)
         if v is None:
             continue
-        d, u = limits[check.key]
+        d, u = getattr(limits, check.key)
         level = grade(v, d, u, check.higher_is_worse)
         label, meaning = QUALITY_WORDS.get(check.key, (check.key, ""))
         value = check.unit(v)
@@ -390,7 +391,7 @@ def _outcome_notes(summary: dict[str, Any] | None, name: str) -> list[str]:
     return notes
 
 
-def trial_data(session: Session, name: str, limits: dict[str, list[float]], summary: dict[str, Any] | None) -> TrialData:
+def trial_data(session: Session, name: str, limits: VerdictSettings, summary: dict[str, Any] | None) -> TrialData:
     """What the report shows of one trial, from its current outputs."""
     trial = session.trial(name)
     tdir = session.output_dir / name
@@ -431,7 +432,7 @@ def session_data(session: Session, settings: dict[str, Any] | None = None) -> Se
     out = session.output_dir
     summary = _json(out / "summary.json")
     settings = settings if settings is not None else session.config
-    limits = settings["verdict"]
+    limits = VerdictSettings.from_dict(settings["verdict"], "verdict")
     trials = [trial_data(session, t.name, limits, summary) for t in session.trials]
     trials.sort(key=lambda t: t.kind != "dynamic")  # results first, the standing trial after
     s = session.subject

@@ -21,6 +21,7 @@ import shutil
 import time
 import traceback
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, TypeVar
 
@@ -31,6 +32,7 @@ from pipeline.fingerprint import DigestCache, digest_json, session_path_key
 from pipeline.logs import get_logger
 from sessions.config import section_digest
 from sessions.session import TRIAL_KINDS, Session, Trial
+from sessions.settings import Settings
 
 MANIFEST = "_stage.json"
 STALE_SUFFIX = ".stale"
@@ -73,6 +75,11 @@ class StageContext:
     @property
     def log(self):
         return get_logger()
+
+    @cached_property
+    def settings(self) -> Settings:
+        """``config`` typed: one frozen dataclass per section (sessions/settings.py)."""
+        return Settings.from_config(self.config)
 
     def stage_dir(self, stage: str, trial: str | None = None) -> Path:
         """Final output folder of an earlier stage (of this trial unless ``trial`` is given)."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from biomech.ik import resolve_weights
 from biomech.landmarks import MARKER_SETS
@@ -24,6 +24,7 @@ from biomech.trc import read_trc
 from pipeline.augment import AugmentOutput
 from pipeline.filter import FilterOutput
 from pipeline.runner import StageContext, StageInputError
+from sessions.settings import Settings
 
 # The ScaleTool's output name: scaled.osim, scaled_scale.json, ...
 SCALED = "scaled"
@@ -45,15 +46,15 @@ class ScaleOutput:
         return cls(cls.model_path(stage_dir), json.loads((stage_dir / f"{SCALED}_scale.json").read_text()))
 
 
-def uses_augmented_markers(config: dict) -> bool:
+def uses_augmented_markers(settings: Settings) -> bool:
     """scale.markers: augmented, or auto with the augment stage in run.stages."""
-    choice = config["scale"]["markers"]
-    return choice == "augmented" or (choice == "auto" and "augment" in config["run"]["stages"])
+    choice = settings.scale.markers
+    return choice == "augmented" or (choice == "auto" and "augment" in settings.run.stages)
 
 
 def marker_source(ctx: StageContext, trial: str | None = None) -> tuple[Path, str]:
     """(marker .trc, 'augmented' | 'video') for a trial, per ``scale.markers``."""
-    if uses_augmented_markers(ctx.config):
+    if uses_augmented_markers(ctx.settings):
         path = AugmentOutput.trc_path(ctx.stage_dir("augment", trial))
         if not path.is_file():
             raise StageInputError(f"{path}: augmented markers not found; the augment stage of trial "
@@ -62,20 +63,20 @@ def marker_source(ctx: StageContext, trial: str | None = None) -> tuple[Path, st
     return FilterOutput.trc_path(ctx.stage_dir("filter", trial)), "video"
 
 
-def model_file(config: dict) -> Path:
-    m = config["scale"]["model"]
+def model_file(settings: Settings) -> Path:
+    m = settings.scale.model
     path = Path(m) if m else DEFAULT_MODEL
     if not path.is_file():
         raise StageInputError(f"{path}: model file (scale.model) not found")
     return path
 
 
-def ik_marker_weights(config: dict) -> dict[str, float]:
+def ik_marker_weights(settings: Settings) -> dict[str, float]:
     """ik.marker_weights as name/pattern -> float."""
-    return {str(k): float(v) for k, v in (config["ik"]["marker_weights"] or {}).items()}
+    return {str(k): float(v) for k, v in settings.ik.marker_weights.items()}
 
 
-def keypoint_weights(patterns: dict) -> dict[str, float]:
+def keypoint_weights(patterns: Mapping[str, float]) -> dict[str, float]:
     """IK weight of each video keypoint used beside the augmented markers (ik.keypoint_weights: name or
     pattern -> weight; a keypoint no entry names gets 0, i.e. is left out)."""
     pats = {str(k): float(v) for k, v in (patterns or {}).items()}
@@ -91,32 +92,32 @@ def static_trial(ctx: StageContext):
 
 
 def scale_inputs(ctx: StageContext) -> list[Path]:
-    cfg = ctx.config["scale"]
-    return [model_file(ctx.config)] + [Path(cfg[k]) for k in ("setup", "marker_set") if cfg[k]]
+    cfg = ctx.settings.scale
+    return [model_file(ctx.settings)] + [Path(f) for f in (cfg.setup, cfg.marker_set) if f]
 
 
 def run_scale(ctx: StageContext) -> None:
-    cfg = ctx.config["scale"]
+    cfg = ctx.settings.scale
     subject = ctx.session.subject
     trc_path, source = marker_source(ctx)
-    model = model_file(ctx.config)
-    window = tuple(cfg["time_range_s"]) if cfg["time_range_s"] else None
-    if cfg["setup"]:
-        result = scale_with_setup(cfg["setup"], model, trc_path, ctx.out_dir, subject.height_m, subject.mass_kg,
-                                  marker_set_xml=cfg["marker_set"] or None, time_range_s=window, name=SCALED)
+    model = model_file(ctx.settings)
+    window = tuple(cfg.time_range_s) if cfg.time_range_s else None
+    if cfg.setup:
+        result = scale_with_setup(cfg.setup, model, trc_path, ctx.out_dir, subject.height_m, subject.mass_kg,
+                                  marker_set_xml=cfg.marker_set or None, time_range_s=window, name=SCALED)
     else:
         names = set(read_trc(trc_path).names)
         set_name = marker_set_name(source)
         markers = [m for m in MARKER_SETS[set_name] if m in names]
-        weights = resolve_weights(markers, ik_marker_weights(ctx.config))
+        weights = resolve_weights(markers, ik_marker_weights(ctx.settings))
         result = scale_with_measurements(measurements_for(set_name, names), weights, model, trc_path, ctx.out_dir,
-                                         subject.height_m, subject.mass_kg, marker_set_xml=cfg["marker_set"] or None,
-                                         time_range_s=window, window_s=cfg["static_window_s"], name=SCALED)
+                                         subject.height_m, subject.mass_kg, marker_set_xml=cfg.marker_set or None,
+                                         time_range_s=window, window_s=cfg.static_window_s, name=SCALED)
     summary = result.summary()
     ctx.summary.update(markers=source, **{k: summary[k] for k in ("time_range_s", "static_marker_rms_mm", "static_marker_max_mm")},
                        message=f"{source} markers, static pose RMS {summary['static_marker_rms_mm']} mm "
                                f"({summary['time_range_s'][0]}-{summary['time_range_s'][1]} s)")
-    if summary["static_marker_rms_mm"] > cfg["warn_static_rms_mm"]:
+    if summary["static_marker_rms_mm"] > cfg.warn_static_rms_mm:
         ctx.log.warning("%s/scale: the scaled model fits the static pose with %.1f mm RMS (> %.0f mm); check that "
                         "the subject stood still with every marker visible", ctx.trial.name,
-                        summary["static_marker_rms_mm"], cfg["warn_static_rms_mm"])
+                        summary["static_marker_rms_mm"], cfg.warn_static_rms_mm)

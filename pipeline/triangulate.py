@@ -71,7 +71,7 @@ def resample_keypoints(time_s: np.ndarray, kp: np.ndarray, at_s: np.ndarray) -> 
 
 
 def run_triangulate(ctx: StageContext) -> None:
-    cfg = ctx.config["triangulate"]
+    cfg = ctx.settings.triangulate
     cams = [c.id for c in ctx.session.cameras]
     try:
         cameras = session_cameras(ctx.session)
@@ -100,21 +100,19 @@ def run_triangulate(ctx: StageContext) -> None:
     obs = np.stack([resample_keypoints(common[c], kp.points[c], times) for c in cams])  # (C, F, K, 3)
     uv, conf = obs[..., :2], np.nan_to_num(obs[..., 2])
     swapped = np.zeros((len(times), len(cams), len(PAIRS)), bool)
-    if cfg["fix_swaps"]:
-        uv, conf, swapped = fix_cross_view_swaps(cameras, uv, conf, PAIRS, min_conf=cfg["min_confidence"],
-                                                   outlier_px=cfg["outlier_px"])
-    tri = triangulate(cameras, uv, conf, min_conf=cfg["min_confidence"], outlier_px=cfg["outlier_px"],
-                      outlier_scale=cfg["outlier_scale"])
+    if cfg.fix_swaps:
+        uv, conf, swapped = fix_cross_view_swaps(cameras, uv, conf, PAIRS, cfg)
+    tri = triangulate(cameras, uv, conf, cfg)
     conf_used = np.where(tri.used, np.moveaxis(conf, 0, -1), 0.0)  # (F, K, C)
     n_used = tri.used.sum(axis=-1)
     mean_conf = np.where(n_used > 0, conf_used.sum(axis=-1) / np.maximum(n_used, 1), 0.0)
-    seen = np.moveaxis(conf >= cfg["min_confidence"], 0, -1)  # (F, K, C) which camera saw each point
+    seen = np.moveaxis(conf >= cfg.min_confidence, 0, -1)  # (F, K, C) which camera saw each point
     ok = np.isfinite(tri.points_m[..., 0])
     if not ok.any():
         raise StageInputError(f"{ctx.trial.name}: no keypoint could be triangulated in any frame. "
                               + seen_report(cams, seen, np.ones_like(ok), list(VIDEO_KEYPOINTS))
                               + f". A point needs at least 2 cameras that see it with confidence >= "
-                              f"triangulate.min_confidence ({cfg['min_confidence']}); check that setting, that every "
+                              f"triangulate.min_confidence ({cfg.min_confidence}); check that setting, that every "
                               "phone films the whole body, and the calibration (calibration/cameras.yaml)")
     TriangulateOutput(times, tri.points_m, tri.error_px, tri.used, mean_conf, cams, seen,
                       swapped.sum(axis=(0, 2))).save(ctx.out_dir)

@@ -10,6 +10,7 @@ import numpy as np
 
 from calibration.camera import Camera
 from calibration.camera_group import CameraGroup, dlt, reprojection
+from sessions.settings import TriangulateSettings
 
 
 @dataclass
@@ -27,8 +28,8 @@ class Triangulation:
     outlier_px: float = float("nan")
 
 
-def triangulate(cams: list[Camera], uv: np.ndarray, conf: np.ndarray, min_conf: float = 0.4,
-                outlier_px: float = 20.0, outlier_scale: float = 4.0, undistorted: bool = False) -> Triangulation:
+def triangulate(cams: list[Camera], uv: np.ndarray, conf: np.ndarray, cfg: TriangulateSettings,
+                undistorted: bool = False) -> Triangulation:
     """Triangulate (cameras, frames, keypoints, 2) pixels with (cameras, frames, keypoints) confidences.
 
     A camera counts for a point when its confidence is at least ``min_conf``. Where 3 or more
@@ -43,7 +44,9 @@ def triangulate(cams: list[Camera], uv: np.ndarray, conf: np.ndarray, min_conf: 
     idea of a joint), and a threshold inside that spread makes points hop between camera subsets
     from frame to frame, which shows as jitter of centimetres (Pose2Sim demo: shank length CV
     11.5 % -> 4 %). Gross errors (a wrong limb, a ghost) stay far outside it.
+    ``min_conf``, ``outlier_px``, ``outlier_scale``: triangulate.min_confidence, .outlier_px, .outlier_scale.
     """
+    min_conf, outlier_px, outlier_scale = cfg.min_confidence, cfg.outlier_px, cfg.outlier_scale
     C, F, K = conf.shape
     group = CameraGroup(cams)
     und = uv if undistorted else group.undistort(uv)
@@ -89,7 +92,7 @@ def triangulate(cams: list[Camera], uv: np.ndarray, conf: np.ndarray, min_conf: 
 
 
 def fix_cross_view_swaps(cams: list[Camera], uv: np.ndarray, conf: np.ndarray, pairs: list[tuple[int, int]],
-                         min_conf: float = 0.4, outlier_px: float = 20.0, gain: float = 0.5,
+                         cfg: TriangulateSettings, gain: float = 0.5,
                          undistorted: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Exchange left/right labels in the cameras that disagree with the others' labelling.
 
@@ -102,7 +105,9 @@ def fix_cross_view_swaps(cams: list[Camera], uv: np.ndarray, conf: np.ndarray, p
     told from a mistake of the other camera (each camera's own labels are made temporally
     consistent before, in pipeline/keypoints_swaps.py).
     Returns corrected uv, conf and the (frames, cameras, pairs) swap mask.
+    ``min_conf``, ``outlier_px``: triangulate.min_confidence, .outlier_px.
     """
+    min_conf, outlier_px = cfg.min_confidence, cfg.outlier_px
     C, F, _ = conf.shape
     n = len(pairs)
     uv, conf = uv.copy(), conf.copy()

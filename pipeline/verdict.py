@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from core.levels import DOUBTFUL, INCOMPLETE, OK, UNUSABLE
+from sessions.settings import VerdictSettings
 from pipeline.runner import BLOCKED, DONE, FAILED, UP_TO_DATE, Outcome, read_manifest
 
 RANK = {OK: 0, INCOMPLETE: 1, DOUBTFUL: 2, UNUSABLE: 3}
@@ -109,9 +110,9 @@ CHECKS = [
 ]
 
 
-def judge(summaries: dict[str, dict[str, Any]], limits: dict[str, list[float]], kind: str = "dynamic") -> Verdict:
+def judge(summaries: dict[str, dict[str, Any]], limits: VerdictSettings, kind: str) -> Verdict:
     """Judge a trial of ``kind`` from its stages' summaries (stage -> manifest summary) against
-    ``limits`` (check key -> [doubtful, unusable])."""
+    ``limits`` (each check's (doubtful, unusable) limits)."""
     level, reasons, numbers = OK, [], {}
     for check in CHECKS:
         if check.stage not in summaries or kind not in check.kinds:
@@ -120,7 +121,7 @@ def judge(summaries: dict[str, dict[str, Any]], limits: dict[str, list[float]], 
         if v is None:
             continue
         numbers[check.key] = round(float(v), 4)
-        doubtful, unusable = limits[check.key]
+        doubtful, unusable = getattr(limits, check.key)
         found = grade(v, doubtful, unusable, check.higher_is_worse)
         if found != OK:
             reasons.append(f"{found}: " + check.says.format(v=check.unit(v), d=check.unit(doubtful),
@@ -130,7 +131,7 @@ def judge(summaries: dict[str, dict[str, Any]], limits: dict[str, list[float]], 
 
 
 def trial_verdict(output_dir: Path, trial: str, kind: str, outcomes: list[Outcome],
-                  limits: dict[str, list[float]]) -> Verdict:
+                  limits: VerdictSettings) -> Verdict:
     """The verdict of one trial after a run: failed stages first, then the quality numbers."""
     mine = [o for o in outcomes if o.trial == trial]
     failed = [o for o in mine if o.status == FAILED]

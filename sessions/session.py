@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 
 from sessions.config import ConfigError, apply_overrides, load_defaults
+from sessions.settings import Settings
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".m4v")
 TRIAL_KINDS = ("static", "dynamic")
@@ -115,6 +116,11 @@ class Session:
     @property
     def yaml_path(self) -> Path:
         return self.root / "session.yaml"
+
+    @property
+    def settings(self) -> Settings:
+        """``config`` typed: one frozen dataclass per section (sessions/settings.py)."""
+        return Settings.from_config(self.config)
 
     @property
     def output_dir(self) -> Path:

@@ -6,9 +6,11 @@ import pytest
 import yaml
 
 from demo import DEMO_SESSION, copy_demo_session
+from sessions.settings import default_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
+SETTINGS = default_settings()  # config.yaml, typed: what algorithm tests run with unless they say otherwise
 
 needs_shared = pytest.mark.skipif(
     not SHARED_DATA.is_dir(), reason=f"third-party test data not present at {SHARED_DATA}"

@@ -33,10 +33,10 @@ def test_coordinate_errors_on_known_differences():
 def test_lab_training_data_holds_out_the_benchmark_trials_and_measures_detector_definitions(tmp_path):
     trials = training_trials()
     assert not set(trials) & set(HELD_OUT) and "static1" in trials and len(trials) >= 10
-    from sessions.config import load_defaults
+    from sessions.settings import default_settings
     from pipeline.scale import ik_marker_weights
 
-    sources, shifts = lab_training_data(["static1", "DJ2"], tmp_path, ik_marker_weights(load_defaults()))
+    sources, shifts = lab_training_data(["static1", "DJ2"], tmp_path, ik_marker_weights(default_settings()))
     assert [s.name for s in sources] == ["static1", "DJ2"] and sources[1].activity == "drop jump"
     still = sources[0]
     # the static trial stands where its solved standing pose is (within a few degrees of sway)

@@ -3,16 +3,19 @@ the output files; and (slow) the stage at the end of a synthetic session's run."
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from biomech.analysis import (AnalysisSettings, activity_from_name, analyse_trial, asymmetry_index, pelvis_matrices,
+from biomech.analysis import (activity_from_name, analyse_trial, asymmetry_index, pelvis_matrices,
                               relative_to_heading, zxy_angles, _rot)
 from biomech.mot import CoordinateTable, read_mot
 from pipeline.analyse import OUTPUTS, angles_frame, reps_frame, write_analysis
 from sessions.config import ConfigError, apply_overrides, load_defaults
+from sessions.settings import AnalyseSettings
+from tests.conftest import SETTINGS
 
 RATE_HZ = 60.0
 DROP_M = 0.40  # pelvis drop of a rep of depth 1
@@ -21,9 +24,8 @@ KNEE_R_DEG, KNEE_L_DEG = 110.0, 100.0  # right knee 10 deg deeper: asymmetry pos
 LEG_M = 0.85
 
 
-def settings(**changes) -> AnalysisSettings:
-    cfg = load_defaults()["analyse"] | changes
-    return AnalysisSettings.from_config(cfg)
+def settings(**changes) -> AnalyseSettings:
+    return replace(SETTINGS.analyse, **changes)
 
 
 def squat_profile(reps: list[dict], lead_s: float, tail_s: float) -> tuple[np.ndarray, np.ndarray, list[dict]]:
@@ -269,7 +271,7 @@ def test_outputs_open_in_pandas_and_angles_csv_round_trips(tmp_path):
 
 def test_analyse_settings_are_range_checked():
     defaults = load_defaults()
-    AnalysisSettings.from_config(defaults["analyse"])  # every setting the code reads is in config.yaml
+    AnalyseSettings.from_dict(defaults["analyse"], "analyse")  # every setting the code reads is in config.yaml
     for key, bad in (("partial_share", 1.5), ("activity", "yoga"), ("smooth_hz", 0), ("standing_share", 1.0)):
         with pytest.raises(ConfigError, match=f"analyse.{key}"):
             apply_overrides(defaults, [("--set", {"analyse": {key: bad}})])

@@ -23,7 +23,7 @@ from sessions.config import ConfigError
 from sessions.session import load_session
 from tests.conftest import ROOT, write_session
 
-BATCH_CFG = {"gpu_stages": ["keypoints", "augment"]}
+GPU_STAGES = ("keypoints", "augment")
 
 
 def demo_session(dest: Path, extra_trial: str | None = None) -> Path:
@@ -41,7 +41,7 @@ def demo_session(dest: Path, extra_trial: str | None = None) -> Path:
 
 def test_plan_splits_cameras_trials_and_gpu_work(tmp_path):
     session = load_session(demo_session(tmp_path / "s", extra_trial="squats2"))
-    parts = {p.key: p for p in plan_session(session, BATCH_CFG)}
+    parts = {p.key: p for p in plan_session(session, GPU_STAGES)}
     assert [k for k in parts if parts[k].kind == DETECT] == [
         "static/detect/cam1", "static/detect/cam2", "squats/detect/cam1", "squats/detect/cam2",
         "squats2/detect/cam1", "squats2/detect/cam2"]
@@ -59,11 +59,11 @@ def test_plan_splits_cameras_trials_and_gpu_work(tmp_path):
 
 def test_plan_follows_config(tmp_path):
     session = load_session(demo_session(tmp_path / "s"), {"keypoints": {"backend": "json"}})
-    parts = plan_session(session, {"gpu_stages": []})
+    parts = plan_session(session, ())
     assert not any(p.kind in (DETECT, FRONT) for p in parts), "json keypoints: nothing to detect; no GPU stages: no front"
     assert [p.stages for p in parts if p.kind == BACK][0][0] == "frames"
     with pytest.raises(ConfigError, match="batch.gpu_stages"):
-        plan_session(session, {"gpu_stages": ["keypoint"]})
+        plan_session(session, ("keypoint",))
 
 
 needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="Ray is an optional install (make venv-ray)")

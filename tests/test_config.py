@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+from dataclasses import MISSING, FrozenInstanceError, fields
+
 import pytest
 import yaml
 
 from sessions.config import DEFAULT_CONFIG_PATH, ConfigError, apply_overrides, load_defaults, parse_set_args, section_digest
+from sessions.settings import Settings
 
 
 def test_every_default_has_a_comment():
@@ -48,3 +51,47 @@ def test_section_digest_tracks_only_its_sections():
     changed = apply_overrides(base, [("x", {"run": {"log_level": "debug"}})])
     assert section_digest(base, ("frames",)) == section_digest(changed, ("frames",))
     assert section_digest(base, ("run",)) != section_digest(changed, ("run",))
+
+
+def test_typed_settings_name_exactly_the_keys_of_config_yaml_and_hold_no_defaults():
+    defaults = load_defaults()
+    s = Settings.from_config(defaults)
+    assert [f.name for f in fields(Settings)] == list(defaults)
+    for section in fields(Settings):
+        cls = section.type if isinstance(section.type, type) else type(getattr(s, section.name))
+        assert [f.name for f in fields(cls)] == list(defaults[section.name]), section.name
+        assert all(f.default is MISSING and f.default_factory is MISSING for f in fields(cls)), section.name
+    assert s.filter.cutoffs_hz["squats"] == defaults["filter"]["cutoffs_hz"]["squats"]
+    assert s.verdict.span_share == tuple(defaults["verdict"]["span_share"])
+
+
+def test_typed_settings_follow_overrides_and_cannot_be_changed():
+    s = Settings.from_config(apply_overrides(load_defaults(), [("--set", parse_set_args(["triangulate.outlier_px=12"]))]))
+    assert s.triangulate.outlier_px == 12.0
+    with pytest.raises(FrozenInstanceError):
+        s.triangulate.outlier_px = 3.0
+    with pytest.raises(TypeError):
+        s.ik.marker_weights["default"] = 2.0  # mappings are read-only too
+    broken = load_defaults()
+    del broken["sync"]["rate_hz"]
+    with pytest.raises(ValueError, match="sync.*missing \\['rate_hz'\\]"):
+        Settings.from_config(broken)
+
+
+def undocumented_keys(text: str) -> list[str]:
+    """Keys of a config.yaml text with no comment above them or above the group of keys they belong to."""
+    lines = text.splitlines()
+    out = []
+    for i, line in enumerate(lines):
+        if line.startswith("  ") and not line.startswith("   ") and ":" in line and not line.strip().startswith("#"):
+            j = i - 1
+            while j >= 0 and (lines[j].startswith("   ") or (lines[j].startswith("  ") and not lines[j].strip().startswith("#"))):
+                j -= 1  # continuation lines of a long value, and the keys of the same group
+            if j < 0 or not lines[j].strip().startswith("#"):
+                out.append(line.strip().split(":")[0])
+    return out
+
+
+def test_every_setting_is_documented_in_config_yaml():
+    assert undocumented_keys("a:\n  # what b and c do\n  b: 1\n  c: 2\n\n  d: 3\nz:\n  e: 4\n") == ["d", "e"]
+    assert not undocumented_keys(DEFAULT_CONFIG_PATH.read_text()), "config.yaml keys without a comment"

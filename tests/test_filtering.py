@@ -7,6 +7,9 @@ from filterpy.kalman import KalmanFilter
 from core.signal import zero_lag_lowpass
 from pipeline.filter_kalman import kalman_rts, local_outliers, motion_model, smooth_keypoints
 from core.gaps import fill_gaps
+from tests.conftest import SETTINGS
+
+HAMPEL = (SETTINGS.filter.outlier_half_window, SETTINGS.filter.outlier_floor_m, SETTINGS.filter.outlier_k)
 
 
 def track(T=300, rate=60.0, noise=0.01, seed=0):
@@ -80,7 +83,7 @@ def test_smoothing_reduces_noise_and_gates_jumps():
     _, truth, z = track()
     rmse_raw = np.sqrt(np.mean((z - truth) ** 2))
     z[[50, 150, 220]] += [0.4, -0.3, 0.5]  # implausible jumps
-    res = smooth_keypoints(z[:, None], 60.0, np.full((len(z), 1), 0.01))
+    res = smooth_keypoints(z[:, None], 60.0, np.full((len(z), 1), 0.01), SETTINGS.filter, 12.0)
     assert res.rejected[[50, 150, 220], 0].all() and res.rejected.sum() <= 5
     assert np.sqrt(np.nanmean((res.points_m[:, 0] - truth) ** 2)) < 0.7 * rmse_raw
 
@@ -89,7 +92,7 @@ def test_short_gaps_filled_long_gaps_reported():
     _, truth, z = track()
     z[100:106] = np.nan  # 0.1 s
     z[200:260] = np.nan  # 1 s
-    res = smooth_keypoints(z[:, None], 60.0, np.full((len(z), 1), 0.01), max_gap_s=0.25)
+    res = smooth_keypoints(z[:, None], 60.0, np.full((len(z), 1), 0.01), SETTINGS.filter, 12.0)
     assert np.all(np.isfinite(res.points_m[100:106, 0]))
     assert np.abs(res.points_m[100:106, 0] - truth[100:106]).max() < 0.02
     assert np.isnan(res.points_m[200:260, 0]).all() and res.long_gaps == {0: [(200, 260)]}
@@ -109,7 +112,7 @@ def test_outlier_after_a_gap_does_not_lock_the_filter_out():
     z[100:110] = np.nan
     z[110] += [0.5, -0.4, 0.3]
     z[111] += [0.45, -0.35, 0.3]  # two wrong in a row
-    res = smooth_keypoints(z[:, None], 60.0, np.full((len(z), 1), 0.01))
+    res = smooth_keypoints(z[:, None], 60.0, np.full((len(z), 1), 0.01), SETTINGS.filter, 12.0)
     assert res.rejected[[110, 111], 0].all() and res.rejected.sum() <= 4
     err = np.linalg.norm(res.points_m[:, 0] - truth, axis=-1)
     assert err[100:130].max() < 0.02 and np.sqrt(np.mean(err**2)) < 0.006
@@ -121,14 +124,14 @@ def test_local_outliers_find_short_runs_and_spare_fast_motion():
     # Fast, curved motion, 2 Hz at 0.25 m (3 m/s, 40 m/s^2; a hand flicking, a foot in running):
     # nothing flagged.
     fast = np.stack([0.25 * np.sin(2 * np.pi * 2 * t), 0.1 * np.cos(2 * np.pi * 4 * t), 0.5 * t], 1)
-    assert not local_outliers((fast + rng.normal(0, 0.004, fast.shape))[:, None]).any()
+    assert not local_outliers((fast + rng.normal(0, 0.004, fast.shape))[:, None], *HAMPEL).any()
     # Walking pace with a 1 Hz swing: a 3-frame run right after a gap and a single wrong point found.
     truth = np.stack([1.2 * t, 0.3 * np.sin(2 * np.pi * 1 * t), 0.1 * np.cos(2 * np.pi * 1 * t)], 1)
     z = truth + rng.normal(0, 0.004, truth.shape)
     z[200:203] += [0.0, 0.3, 0.0]  # a swapped label, say
     z[196:200] = np.nan
     z[400] += [0.1, 0.0, 0.0]
-    found = local_outliers(z[:, None])[:, 0]
+    found = local_outliers(z[:, None], *HAMPEL)[:, 0]
     assert found[[200, 201, 202, 400]].all() and found.sum() == 4
 
 

@@ -2,6 +2,8 @@
 bystander, and the real Pose2Sim demo videos (skipped without ../shared)."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import json
 import shutil
 
@@ -16,7 +18,7 @@ from core.keypoints import VIDEO_KEYPOINTS
 from pipeline.keypoints import read_keypoints_csv
 from pipeline.orchestrate import run_session
 from core.video import iter_frames
-from tests.conftest import SHARED_DATA, needs_shared
+from tests.conftest import SETTINGS, SHARED_DATA, needs_shared
 
 DEMO_OFFSET_S = {"cam1": 0.0, "cam2": 0.3}  # cam2 starts 0.3 s late (demo/make_demo_session.py)
 
@@ -199,7 +201,8 @@ def test_pose2sim_subject_tracked_in_every_frame(pose2sim_run):
         idx = np.clip(np.searchsorted(tc, ref_t - 1e-6), 0, len(t) - 1)
         uv.append(kp[idx, :, :2])
         conf.append(kp[idx, :, 2])
-    tri = triangulate([cams[c] for c in P2S_CAMS], np.stack(uv), np.nan_to_num(np.stack(conf)), min_conf=0.5)
+    tri = triangulate([cams[c] for c in P2S_CAMS], np.stack(uv), np.nan_to_num(np.stack(conf)),
+                      replace(SETTINGS.triangulate, min_confidence=0.5))
     per_frame = np.nanmedian(tri.error_px, axis=1)
     assert np.all(per_frame < 25.0), per_frame.max()
 
@@ -213,16 +216,16 @@ def test_pose2sim_sync_recovers_cut_and_fractional_offsets(pose2sim_run):
 
     out = pose2sim_run / "output" / "trial"
     data = [read_keypoints_csv(out / "keypoints" / f"{c}.csv") for c in P2S_CAMS]
-    signals = [speed_signal(t, kp) for t, kp in data]
-    base = synchronise(signals).offsets_s
+    signals = [speed_signal(t, kp, SETTINGS.sync, SETTINGS.sync.rate_hz) for t, kp in data]
+    base = synchronise(signals, SETTINGS.sync).offsets_s
     worst = {}
     for c in (1, 2):  # cam02, cam03
         t, kp = data[c]
         errs = []
         for k in range(1, 31):
             sigs = list(signals)
-            sigs[c] = speed_signal(t[k:] - t[k], kp[k:])
-            errs.append(abs((synchronise(sigs).offsets_s[c] - base[c]) * 60 - k))
+            sigs[c] = speed_signal(t[k:] - t[k], kp[k:], SETTINGS.sync, SETTINGS.sync.rate_hz)
+            errs.append(abs((synchronise(sigs, SETTINGS.sync).offsets_s[c] - base[c]) * 60 - k))
         for frac in (0.25, 0.5, 0.75):
             # The phone started frac of a frame later: resample its keypoints at those instants.
             shifted = kp.copy()
@@ -231,8 +234,8 @@ def test_pose2sim_sync_recovers_cut_and_fractional_offsets(pose2sim_run):
                 for a in range(2):
                     shifted[:, j, a] = np.interp(ts, t, kp[:, j, a], left=np.nan, right=np.nan)
             sigs = list(signals)
-            sigs[c] = speed_signal(t, shifted)
-            errs.append(abs((synchronise(sigs).offsets_s[c] - base[c]) * 60 - frac))
+            sigs[c] = speed_signal(t, shifted, SETTINGS.sync, SETTINGS.sync.rate_hz)
+            errs.append(abs((synchronise(sigs, SETTINGS.sync).offsets_s[c] - base[c]) * 60 - frac))
         worst[P2S_CAMS[c]] = max(errs)
     assert max(worst.values()) < 0.5, worst
 

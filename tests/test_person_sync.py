@@ -1,6 +1,8 @@
 """Person selection, left/right swap repair and velocity-based sync on synthetic data with known truth."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -11,6 +13,7 @@ from pipeline.keypoints_people import reprojection_error, subject_agreement
 from pipeline.keypoints_people import candidates, choose_subject, link_tracks, track_infos
 from pipeline.keypoints_swaps import fix_swaps
 from pipeline.sync_offsets import speed_signal, synchronise
+from tests.conftest import SETTINGS
 
 SECONDS = 6.0
 
@@ -60,7 +63,7 @@ def scene():
 
 def test_tracks_and_subject_choice(scene):
     cams, obs = scene
-    tracks = [link_tracks(people, max_gap_frames=30) for _, people, _ in obs]
+    tracks = [link_tracks(people, SETTINGS.keypoints, 30) for _, people, _ in obs]
     assert [t.shape[1] for t in tracks] == [2, 2]  # the flip and the gap do not break the subject's track
     infos = [track_infos(t, 1920) for t in tracks]
     options = [candidates(i) for i in infos]
@@ -71,8 +74,8 @@ def test_tracks_and_subject_choice(scene):
         subject_track.append(int(np.argmin(d)))
     assert options[0][0] != subject_track[0]
     times = [o[0] for o in obs]
-    assert choose_subject(options, subject_agreement(times, tracks, infos, 2.0)) == tuple(subject_track)
-    assert choose_subject(options, subject_agreement(times, tracks, infos, 2.0, cams)) == tuple(subject_track)
+    assert choose_subject(options, subject_agreement(times, tracks, infos, SETTINGS.keypoints, SETTINGS.sync)) == tuple(subject_track)
+    assert choose_subject(options, subject_agreement(times, tracks, infos, SETTINGS.keypoints, SETTINGS.sync, cams)) == tuple(subject_track)
     # The unsynchronised subject still passes the geometric same-person check. (With two cameras
     # at one height the check is weak: different people can lie on each other's epipolar lines.)
     assert reprojection_error(cams, times, tracks)(tuple(subject_track)) < 0.15
@@ -81,9 +84,9 @@ def test_tracks_and_subject_choice(scene):
 def test_swap_repair_restores_labels(scene):
     _, obs = scene
     t_cam, people, truth = obs[0]
-    tracks = link_tracks(people)
+    tracks = link_tracks(people, SETTINGS.keypoints, 30)
     k = int(np.argmin([np.nanmedian(np.linalg.norm(tracks[:, j, :, :2] - truth, axis=-1)) for j in range(2)]))
-    fixed, counts = fix_swaps(tracks[:, k])
+    fixed, counts = fix_swaps(tracks[:, k], SETTINGS.keypoints.swap_prior)
     present = fixed[:, 0, 2] > 0
     err = np.linalg.norm(fixed[present, :, :2] - truth[present], axis=-1)
     assert np.nanmax(err) < 6.0  # every frame labelled right again (noise is 1 px)
@@ -94,18 +97,18 @@ def test_sync_of_selected_subject(scene):
     _, obs = scene
     sigs = []
     for t_cam, people, truth in obs:
-        tracks = link_tracks(people)
+        tracks = link_tracks(people, SETTINGS.keypoints, 30)
         k = int(np.argmin([np.nanmedian(np.linalg.norm(tracks[:, j, :, :2] - truth, axis=-1)) for j in range(2)]))
-        sigs.append(speed_signal(t_cam, fix_swaps(tracks[:, k])[0]))
-    res = synchronise(sigs, max_lag_s=2.0)
+        sigs.append(speed_signal(t_cam, fix_swaps(tracks[:, k], SETTINGS.keypoints.swap_prior)[0], SETTINGS.sync, SETTINGS.sync.rate_hz))
+    res = synchronise(sigs, SETTINGS.sync)
     assert res.offsets_s[1] == pytest.approx(0.4, abs=0.002)
     assert res.confidence[1] > 0.9 and not res.warnings
     # A phone whose detector labelled the whole trial mirrored still synchronises.
     t_cam, people, truth = obs[1]
-    tracks = link_tracks(people)
+    tracks = link_tracks(people, SETTINGS.keypoints, 30)
     k = int(np.argmin([np.nanmedian(np.linalg.norm(tracks[:, j, :, :2] - truth, axis=-1)) for j in range(2)]))
-    sigs[1] = speed_signal(t_cam, tracks[:, k][:, mirror_index()])
-    assert synchronise(sigs, max_lag_s=2.0).offsets_s[1] == pytest.approx(0.4, abs=0.002)
+    sigs[1] = speed_signal(t_cam, tracks[:, k][:, mirror_index()], SETTINGS.sync, SETTINGS.sync.rate_hz)
+    assert synchronise(sigs, SETTINGS.sync).offsets_s[1] == pytest.approx(0.4, abs=0.002)
 
 
 def _synthetic_motion(rng, k=20):
@@ -131,8 +134,8 @@ def test_sync_recovers_offsets_within_1ms_across_frame_rates(noise_px):
         t = np.arange(0, 10, 1 / fps)
         t = t + rng.uniform(-0.1, 0.1, len(t)) / fps  # variable frame timing, as phones record
         xy = motion(t + off) + noise_px * rng.standard_normal((len(t), 20, 2))
-        sigs.append(speed_signal(t, np.concatenate([xy, np.ones((len(t), 20, 1))], -1)))
-    res = synchronise(sigs, max_lag_s=2.0)
+        sigs.append(speed_signal(t, np.concatenate([xy, np.ones((len(t), 20, 1))], -1), SETTINGS.sync, SETTINGS.sync.rate_hz))
+    res = synchronise(sigs, SETTINGS.sync)
     np.testing.assert_allclose(res.offsets_s, truth, atol=0.001)
     assert res.residual_ms < 1.0 and min(res.confidence) > 0.95
 
@@ -142,6 +145,7 @@ def test_still_subject_gives_a_warning_that_says_what_to_record():
     t = np.arange(0, 5, 1 / 30)
     still = np.concatenate([300 + rng.normal(0, 0.5, (len(t), 20, 2)), np.ones((len(t), 20, 1))], -1)
     still[..., 1] += np.linspace(0, 400, 20)  # a person-sized spread of keypoints
-    res = synchronise([speed_signal(t, still), speed_signal(t, still + 0)], max_lag_s=1.0)
+    sig = lambda kp: speed_signal(t, kp, SETTINGS.sync, SETTINGS.sync.rate_hz)
+    res = synchronise([sig(still), sig(still + 0)], replace(SETTINGS.sync, max_lag_s=1.0))
     assert res.confidence[1] < 0.3
     assert any("hardly moves" in w and "short, clear movement at the start" in w for w in res.warnings)

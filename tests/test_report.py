@@ -3,6 +3,8 @@ out-of-range quality numbers, a self-contained page), the PDF, the batch index; 
 session end to end (run -> report.html / report.pdf, `app.py report`, `app.py batch`)."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import io
 import re
 import shutil
@@ -16,6 +18,8 @@ from biomech.report import (BatchRow, BatchTrial, Banner, Figure, Para, SessionD
                             render_batch_index, render_html, render_pdf)
 from pipeline.report import plain_flags, quality_items
 from sessions.config import ConfigError, apply_overrides, load_defaults
+from sessions.settings import VerdictSettings
+from tests.conftest import SETTINGS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,20 +45,20 @@ def _rep(n: int, status: str = "full") -> dict:
             "hip_flexion_peak_l_deg": None, "knee_flexion_asymmetry_pct": 9.5}
 
 
-def _session(limits: dict | None = None) -> SessionData:
+def _session(limits: VerdictSettings | None = None) -> SessionData:
     cfg = load_defaults()
     png = _png()
     good = TrialData("squats1", "dynamic", "ok", [], recording=[("duration", "6.9 s")], activity="squats",
                      results=[("repetitions counted", "3 full")], reps=[_rep(1), _rep(2), _rep(3, "partial")],
                      figures=[Figure(png, "curves"), Figure(png, "asymmetry")],
-                     quality=quality_items({"ik": {"marker_rms_mean_mm": 12.0}}, None, "dynamic", cfg["verdict"]))
+                     quality=quality_items({"ik": {"marker_rms_mean_mm": 12.0}}, None, "dynamic", SETTINGS.verdict))
     bad_summaries = {"triangulate": {"triangulated": 0.3, "reprojection_px_median": 80.0, "image_height_px": 1000},
                      "ik": {"marker_rms_mean_mm": 35.0}}
     bad = TrialData("squats2", "dynamic", "unusable",
                     ["doubtful: the model follows the markers with 35 mm RMS error on average", "unusable: only 30% of the keypoint positions could be triangulated (doubtful below 90%, unusable below 50%)"],
                     recording=[("duration", "5.0 s")], activity="squats",
                     figures=[Figure(png, "curves")],
-                    quality=quality_items(bad_summaries, None, "dynamic", limits or cfg["verdict"]))
+                    quality=quality_items(bad_summaries, None, "dynamic", limits or SETTINGS.verdict))
     static = TrialData("static", "static", "ok", static_fit=[("marker error (RMS)", "13.7 mm")])
     return SessionData("/data/s01", "S01", 1.68, 62.6, "f", "2026-12-01 10:00:00", [("cam1", "iPhone13,3"), ("cam2", "")],
                        [good, bad, static], "v1.0-3-gabc", cfg)
@@ -81,7 +85,7 @@ def test_an_unusable_trial_says_so_first():
 
 
 def test_quality_numbers_outside_their_range_get_a_warning():
-    limits = load_defaults()["verdict"]
+    limits = SETTINGS.verdict
     items = {q.label: q for q in quality_items(
         {"triangulate": {"triangulated": 0.3, "reprojection_px_median": 30.0, "image_height_px": 1000},
          "ik": {"marker_rms_mean_mm": 35.0, "marker_rms_max_mm": 60.0}, "filter": {"span_share": 1.0, "span_s": [0, 5]}},
@@ -103,7 +107,7 @@ def test_quality_numbers_outside_their_range_get_a_warning():
 
 
 def test_limits_come_from_the_session_config():
-    limits = load_defaults()["verdict"] | {"ik_marker_rms_mm": [40.0, 60.0]}
+    limits = replace(SETTINGS.verdict, ik_marker_rms_mm=(40.0, 60.0))
     items = {q.label: q for q in quality_items({"ik": {"marker_rms_mean_mm": 35.0}}, None, "dynamic", limits)}
     assert items["IK marker error"].level == "ok" and items["IK marker error"].usual == "≤ 40"
 

@@ -3,6 +3,8 @@ moves the same way in every view, as the subject does), someone crossing in fron
 (hiding them for a moment), a hint in session.yaml, and the listing of the people seen."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import warnings
 
 import numpy as np
@@ -13,6 +15,7 @@ from pipeline.keypoints_people import subject_agreement
 from pipeline.keypoints_people import candidates, choose_subject, hinted_track, link_tracks, track_infos
 from pipeline.keypoints_swaps import fix_swaps
 from tests.test_person_sync import SECONDS, camera, subject_3d
+from tests.conftest import SETTINGS
 
 FPS = 60.0
 
@@ -68,12 +71,12 @@ def frames_on(track: np.ndarray, truth: np.ndarray) -> int:
 
 def choose(obs, cams, framing: bool = True):
     """The stage's choice; framing=False is the previous version's (movement and size only)."""
-    tracks = [link_tracks(people, 0.35, 60) for _, people, _, _ in obs]
+    tracks = [link_tracks(people, SETTINGS.keypoints, 60) for _, people, _, _ in obs]
     infos = [track_infos(tr, 1920, 1080 if framing else None) for tr in tracks]
     options = [candidates(i) for i in infos]
     times = [o[0] for o in obs]
-    chosen = choose_subject(options, subject_agreement(times, tracks, infos, 2.0, cams, 1.0 if framing else 0.0))
-    return [fix_swaps(tr[:, c])[0] for tr, c in zip(tracks, chosen)]
+    chosen = choose_subject(options, subject_agreement(times, tracks, infos, replace(SETTINGS.keypoints, framing_weight=1.0 if framing else 0.0), SETTINGS.sync, cams))
+    return [fix_swaps(tr[:, c], SETTINGS.keypoints.swap_prior)[0] for tr, c in zip(tracks, chosen)]
 
 
 def circling_scene(seed: int):
@@ -131,7 +134,7 @@ def test_hint_picks_the_person_at_a_point():
     rng = np.random.default_rng(0)
     cam = camera("A", 20.0)
     t, people, truth, other = observe(cam, lambda t: circling(t, 1.5, 1.0), rng)
-    tracks = link_tracks(people, 0.35, 60)
+    tracks = link_tracks(people, SETTINGS.keypoints, 60)
     for who in (truth, other):
         f = int(np.flatnonzero(np.isfinite(who[:, 0, 0]) & (who[:, :, 0].min(1) > 0))[10])
         point = tuple(np.nanmean(who[f], axis=0))

@@ -1,13 +1,15 @@
 """Triangulation on synthetic views of a known 3D motion (the demo session's true keypoints)."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from biomech.trc import read_trc
 from calibration.camera import Camera, look_at
 from pipeline.triangulate_points import fix_cross_view_swaps, triangulate
-from tests.conftest import DEMO_SESSION
+from tests.conftest import DEMO_SESSION, SETTINGS
 
 PAIRS = [(1, 2), (3, 4), (5, 6), (8, 9), (10, 11), (12, 13), (14, 17), (15, 18), (16, 19)]  # R/L in OpenCap order
 
@@ -31,21 +33,21 @@ def rmse_mm(a, b):
 @pytest.mark.parametrize("n", [2, 3, 4])
 def test_exact_views_give_exact_points(scene, n):
     X, cams, uv, conf = scene
-    tri = triangulate(cams[:n], uv[:n], conf[:n])
+    tri = triangulate(cams[:n], uv[:n], conf[:n], SETTINGS.triangulate)
     assert rmse_mm(tri.points_m, X) < 0.01 and np.nanmax(tri.error_px) < 0.01
 
 
 def test_two_cameras_two_pixel_noise_under_15mm(scene):
     X, cams, uv, conf = scene
     noisy = uv[:2] + np.random.default_rng(0).normal(0, 2, uv[:2].shape)
-    assert rmse_mm(triangulate(cams[:2], noisy, conf[:2]).points_m, X) < 15
+    assert rmse_mm(triangulate(cams[:2], noisy, conf[:2], SETTINGS.triangulate).points_m, X) < 15
 
 
 def test_two_disagreeing_views_drop_the_point(scene):
     X, cams, uv, conf = scene
     bad = uv[:2].copy()
     bad[1, 5, 10] += [0.0, 150.0]  # a wild detection in the second phone (off its epipolar line)
-    tri = triangulate(cams[:2], bad, conf[:2])
+    tri = triangulate(cams[:2], bad, conf[:2], SETTINGS.triangulate)
     assert np.all(np.isnan(tri.points_m[5, 10])) and not tri.used[5, 10].any()
     others = np.ones(tri.points_m.shape[:2], bool)
     others[5, 10] = False
@@ -58,8 +60,8 @@ def test_an_outlier_camera_is_rejected(scene):
     noisy = uv[:3] + rng.normal(0, 1, uv[:3].shape)
     bad = noisy.copy()
     bad[2, :, 10] += [150.0, -80.0]  # camera 3 sees the right knee far off in every frame
-    clean = triangulate(cams[:3], noisy, conf[:3])
-    tri = triangulate(cams[:3], bad, conf[:3])
+    clean = triangulate(cams[:3], noisy, conf[:3], SETTINGS.triangulate)
+    tri = triangulate(cams[:3], bad, conf[:3], SETTINGS.triangulate)
     assert not tri.used[:, 10, 2].any() and tri.used[:, 10, :2].all()
     assert rmse_mm(tri.points_m[:, 10], X[:, 10]) < 2 * rmse_mm(clean.points_m[:, 10], X[:, 10]) + 1
 
@@ -70,7 +72,7 @@ def test_confidence_threshold_and_too_few_cameras(scene):
     c[0, :, 5] = 0.1  # camera 1 unsure of the right wrist
     c[1, :, 6] = 0.1
     c[2, :, 6] = 0.1  # only camera 1 sees the left wrist
-    tri = triangulate(cams[:3], uv[:3], c)
+    tri = triangulate(cams[:3], uv[:3], c, SETTINGS.triangulate)
     assert not tri.used[:, 5, 0].any() and rmse_mm(tri.points_m[:, 5], X[:, 5]) < 0.01
     assert np.isnan(tri.points_m[:, 6]).all()
 
@@ -83,7 +85,7 @@ def test_single_camera_left_right_swaps_are_undone(scene):
     frames = rng.random(len(X)) < 0.2
     for left, right in PAIRS:
         swapped[1, frames, left], swapped[1, frames, right] = noisy[1, frames, right], noisy[1, frames, left]
-    fixed, fixed_conf, mask = fix_cross_view_swaps(cams, swapped, conf, PAIRS)
+    fixed, fixed_conf, mask = fix_cross_view_swaps(cams, swapped, conf, PAIRS, SETTINGS.triangulate)
     assert np.array_equal(mask[:, 1].any(axis=1), frames)
     assert not mask[:, [0, 2, 3]].any()
     np.testing.assert_allclose(fixed, noisy)
@@ -98,12 +100,12 @@ def test_outlier_threshold_follows_the_views_own_disagreement(scene):
     biased = uv + rng.normal(0, 6, uv.shape) + np.array([8.0, -6.0])[None, None, None] * np.array([1, -1, 1, -1])[:, None, None, None]
     bad = biased.copy()
     bad[2, ::10, 10] += [200.0, 120.0]  # a gross error every 10th frame
-    tri = triangulate(cams, bad, conf)
+    tri = triangulate(cams, bad, conf, SETTINGS.triangulate)
     assert tri.outlier_px > 20.0
     assert not tri.used[::10, 10, 2].any()
     others = np.delete(np.arange(len(X)), np.arange(0, len(X), 10))
     assert tri.used[others][:, :, :].mean() > 0.97  # (almost) every camera kept elsewhere
-    fixed = triangulate(cams, bad, conf, outlier_scale=0.0)
+    fixed = triangulate(cams, bad, conf, replace(SETTINGS.triangulate, outlier_scale=0.0))
     assert fixed.outlier_px == 20.0 and fixed.used[others].mean() < tri.used[others].mean()
 
 
@@ -121,7 +123,7 @@ def test_cross_view_swaps_of_two_cameras_in_five_are_undone(scene):
     for cam in (1, 3):
         for left, right in PAIRS:
             swapped[cam, frames, left], swapped[cam, frames, right] = uv[cam, frames, right], uv[cam, frames, left]
-    fixed, _, mask = fix_cross_view_swaps(cams, swapped, conf, PAIRS)
+    fixed, _, mask = fix_cross_view_swaps(cams, swapped, conf, PAIRS, SETTINGS.triangulate)
     assert np.array_equal(mask[:, 1].any(axis=1), frames) and np.array_equal(mask[:, 3].any(axis=1), frames)
     assert not mask[:, [0, 2, 4]].any()
     np.testing.assert_allclose(fixed, uv)

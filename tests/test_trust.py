@@ -13,6 +13,7 @@ from models.pose_openpose import SKELETONS
 from pipeline.orchestrate import run_session
 from pipeline.verdict import CHECKS, DOUBTFUL, OK, UNUSABLE, judge
 from sessions.config import load_defaults
+from tests.conftest import SETTINGS
 from tests.test_front_end_stages import _write_true_json
 
 STAGES = ["frames", "keypoints", "sync", "triangulate", "filter", "augment", "scale", "ik"]
@@ -107,22 +108,22 @@ def test_gaps_at_the_ends_and_long_gaps_inside_never_stop_the_trial(demo_copy):
 
 
 def test_verdict_levels_and_reasons_from_the_quality_numbers():
-    limits = load_defaults()["verdict"]
-    assert set(limits) == {c.key for c in CHECKS}, "every check has its limits in config.yaml, and only those"
+    assert set(load_defaults()["verdict"]) == {c.key for c in CHECKS}, "every check has its limits in config.yaml, and only those"
+    limits = SETTINGS.verdict
     good = {"triangulate": {"triangulated": 0.99, "reprojection_px_median": 13.0, "image_height_px": 1080},
             "sync": {"confidence": {"cam2": 0.9}}, "ik": {"marker_rms_mean_mm": 18.0, "flagged_share": 0.0,
                                                         "frames": 100, "out_of_range": {}}}
-    v = judge(good, limits)
+    v = judge(good, limits, "dynamic")
     assert v.level == OK and not v.reasons and v.numbers["reprojection_px_per_1000px"] == pytest.approx(12.04, abs=0.01)
     # The real 4-phone recording with the wrong person followed: 30 px median, 67 mm marker RMS.
     wrong = {**good, "triangulate": {**good["triangulate"], "reprojection_px_median": 30.0},
              "ik": {**good["ik"], "marker_rms_mean_mm": 67.0}}
-    v = judge(wrong, limits)
+    v = judge(wrong, limits, "dynamic")
     assert v.level == UNUSABLE
     assert any(r.startswith("unusable: the model follows the markers with 67 mm") for r in v.reasons)
     assert any(r.startswith("doubtful: the cameras' views disagree by 28 px per 1000 px") for r in v.reasons)
     # A re-encoded video with its calibration of another size: 173 px.
-    v = judge({"triangulate": {**good["triangulate"], "reprojection_px_median": 173.0}}, limits)
+    v = judge({"triangulate": {**good["triangulate"], "reprojection_px_median": 173.0}}, limits, "dynamic")
     assert v.level == UNUSABLE
     # Sync is not judged on a static trial (nothing moves), but on a dynamic one.
     still = {"sync": {"confidence": {"cam2": 0.0}}}
