@@ -182,12 +182,17 @@ def _board(spec: str, square_mm: float):
 
 
 def cmd_calibrate_intrinsics(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from calibration.camera import save_cameras
     from calibration.intrinsics import PRESETS_PATH, intrinsics_from_folder, save_preset
+    from sessions.settings import default_settings
 
     board = _board(args.board, args.square_mm)
     folder = Path(args.images)
-    res = intrinsics_from_folder(folder, board, args.name or folder.name, max_views=args.max_views)
+    cfg = default_settings().calibration
+    res = intrinsics_from_folder(folder, board, args.name or folder.name,
+                                 replace(cfg, intrinsics_max_views=args.max_views or cfg.intrinsics_max_views))
     cam = res.camera
     print(f"camera {cam.name}: {cam.image_size[0]}x{cam.image_size[1]}, RMS {res.rms_px:.3f} px over {len(res.per_view_rms_px)} views")
     print(f"  fx {cam.K[0, 0]:.1f}  fy {cam.K[1, 1]:.1f}  cx {cam.K[0, 2]:.1f}  cy {cam.K[1, 2]:.1f}  dist {np.round(cam.dist, 4).tolist()}")
@@ -430,7 +435,7 @@ def build_parser() -> argparse.ArgumentParser:
     ci.add_argument("--square-mm", type=float, required=True, help="square side in millimetres")
     ci.add_argument("--out", required=True, help="camera file to write (.yaml)")
     ci.add_argument("--name", help="camera name (default: the folder name)")
-    ci.add_argument("--max-views", type=int, default=25, help="most views used (default 25)")
+    ci.add_argument("--max-views", type=int, help="most views used (default: calibration.intrinsics_max_views in config.yaml)")
     ci.add_argument("--preset", metavar="DEVICE", help="also save as the preset for this device model")
     ci.add_argument("--presets-file", help="preset table to write (default: calibration/device_presets.yaml)")
     ci.set_defaults(func=cmd_calibrate_intrinsics)

@@ -28,7 +28,7 @@ from biomech.compare import compare_tables
 from biomech.ik import resolve_weights, run_ik
 from biomech.landmarks import MOCAP_MARKERS, STUDY_MARKERS, VIDEO_MARKERS
 from biomech.measurements import measurements_for
-from biomech.mocap import solve_mocap
+from biomech.mocap import REFERENCE_STATIC_WINDOW_S, solve_mocap
 from biomech.model_builder import DEFAULT_MODEL
 from biomech.mot import read_mot
 from biomech.opensim_env import load_model
@@ -118,7 +118,7 @@ def subject4_angles(sets: dict, sol: dict, noisy: dict, tmp: Path) -> dict:
             names = set(read_trc(paths["static1"]).names)
             study = [m for m in STUDY_MARKERS if m in names]
             scaled = scale_with_measurements(measurements_for("study", names), resolve_weights(study, {}), DEFAULT_MODEL,
-                                             paths["static1"], folder, HEIGHT_M, MASS_KG)
+                                             paths["static1"], folder, HEIGHT_M, MASS_KG, window_s=REFERENCE_STATIC_WINDOW_S)
             ik = run_ik(scaled.model_path, paths["squats1"], folder, name="squats1", weights={k: 0.0 for k in VIDEO_MARKERS})
             mot = read_mot(ik.mot_path)
             row = {"marker_rms_mean_mm": ik.summary()["marker_rms_mean_mm"]}

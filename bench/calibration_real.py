@@ -74,7 +74,8 @@ def main() -> int:
     cams = read_qualisys(DATA / "calibration" / "Calib.qca.txt")
     rows = []
     for c in cams:
-        res = intrinsics_from_folder(DATA / "calibration" / "intrinsics" / c.name, Board(4, 7, 0.06), c.name)
+        res = intrinsics_from_folder(DATA / "calibration" / "intrinsics" / c.name, Board(4, 7, 0.06), c.name,
+                                     SETTINGS.calibration)
         k = res.camera.K
         rows.append({"camera": c.name, "f_ours": round(k[0, 0], 1), "f_lab": round(c.K[0, 0], 1),
                      "f_diff_pct": round(100 * (k[0, 0] / c.K[0, 0] - 1), 2),

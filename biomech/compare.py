@@ -153,7 +153,7 @@ def find_shift(t_ours: np.ndarray, ours: np.ndarray, t_ref: np.ndarray, ref: np.
     return float(shifts[k] + frac * dt), float(scores[k])
 
 
-def compare_tables(ours: CoordinateTable, ref: CoordinateTable, *, max_shift_s: float = 2.0,
+def compare_tables(ours: CoordinateTable, ref: CoordinateTable, *, max_shift_s: float,
                    rate_hz: float | None = None, coordinates: list[str] | None = None,
                    shift_coordinates: list[str] | None = None) -> Comparison:
     """Compare ``ours`` with ``ref`` (see module docstring). ``max_shift_s`` 0 disables the shift search.

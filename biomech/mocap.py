@@ -32,6 +32,8 @@ VIDEO_MARKER_SET = DEFAULT_MODEL.parent / f"{MODEL_NAME}_markers_video.xml"
 MARKER_SET_FILES = {"mocap": MOCAP_MARKER_SET, "video": VIDEO_MARKER_SET}
 MARKER_SET_WORDS = {"mocap": "lab mocap markers", "video": "the 20 video keypoints"}
 ANGLE_SUFFIXES = (".mot", ".sto")
+# The reference is scaled on the stillest half second of the lab's static trial (the video side: scale.static_window_s).
+REFERENCE_STATIC_WINDOW_S = 0.5
 # A static trial is a standing, neutral pose. The 20 video keypoints (joint centres, heel and toes) do not
 # fix hip rotation, subtalar and MTP with straight knees, nor arm rotation and pronation with straight
 # arms: without help the static solve twists hip against subtalar against MTP (-50/+57/+49 deg on the
@@ -82,14 +84,15 @@ def solve_mocap(
         marker_set_xml = marker_set_xml or MARKER_SET_FILES[marker_set]
     if scale_setup:
         scaled = scale_with_setup(scale_setup, model, static_trc, out_dir, height_m, mass_kg,
-                                  marker_set_xml=marker_set_xml, name="mocap_scaled")
+                                  window_s=REFERENCE_STATIC_WINDOW_S, marker_set_xml=marker_set_xml, name="mocap_scaled")
     else:
         static_names = set(read_trc(static_trc).names)
         markers = list(MARKER_SETS[marker_set])
         w = resolve_weights(markers, weights, base=setup_weights(ik_setup) if ik_setup else None)
         pulls = _expand(VIDEO_STATIC_COORDINATE_WEIGHTS, model) if marker_set == "video" else None
         scaled = scale_with_measurements(measurements_for(marker_set, static_names), w, model, static_trc, out_dir,
-                                         height_m, mass_kg, marker_set_xml=marker_set_xml, name="mocap_scaled",
+                                         height_m, mass_kg, window_s=REFERENCE_STATIC_WINDOW_S,
+                                         marker_set_xml=marker_set_xml, name="mocap_scaled",
                                          coordinate_weights=pulls)
     ik = run_ik(scaled.model_path, trial_trc, out_dir, name=name or f"{Path(trial_trc).stem}_mocap",
                 weights=weights, setup_xml=ik_setup, time_range_s=time_range_s, coordinate_weights=coordinate_weights)

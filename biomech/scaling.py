@@ -59,7 +59,7 @@ class ScaleResult:
         }
 
 
-def stillest_window(trc: MarkerTable, markers: list[str], window_s: float = 0.5) -> tuple[float, float]:
+def stillest_window(trc: MarkerTable, markers: list[str], window_s: float) -> tuple[float, float]:
     """(start, end) seconds of the ``window_s`` in which ``markers`` move least and are all present.
 
     Raises ScaleError naming the markers when no such window exists.
@@ -152,12 +152,14 @@ def scale_with_setup(
     height_m: float,
     mass_kg: float,
     *,
+    window_s: float,
     marker_set_xml: str | Path | None = None,
     time_range_s: tuple[float, float] | None = None,
     name: str = "scaled",
 ) -> ScaleResult:
     """Scale ``model_path`` with a user-supplied OpenSim scale setup file (its measurements and
-    static-pose weights); ``marker_set_xml`` replaces the model's markers first when given."""
+    static-pose weights); ``marker_set_xml`` replaces the model's markers first when given; the static
+    pose is the stillest ``window_s`` unless ``time_range_s`` is given."""
     setup_xml = Path(setup_xml)
     if not setup_xml.is_file():
         raise ScaleError(f"{setup_xml}: scale setup file not found")
@@ -166,7 +168,7 @@ def scale_with_setup(
     except Exception as exc:
         raise ScaleError(f"{setup_xml}: not an OpenSim ScaleTool setup file ({exc})") from None
     return run_scale(tool, model_path, static_trc, out_dir, height_m, mass_kg,
-                     marker_set_xml=marker_set_xml, time_range_s=time_range_s, name=name)
+                     window_s=window_s, marker_set_xml=marker_set_xml, time_range_s=time_range_s, name=name)
 
 
 def run_scale(
@@ -178,8 +180,8 @@ def run_scale(
     mass_kg: float,
     *,
     marker_set_xml: str | Path | None = None,
+    window_s: float,
     time_range_s: tuple[float, float] | None = None,
-    window_s: float = 0.5,
     name: str = "scaled",
 ) -> ScaleResult:
     """Run ``tool`` (measurement scaling, then the static pose with marker placement) and write

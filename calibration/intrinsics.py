@@ -17,6 +17,7 @@ import yaml
 
 from calibration.camera import Camera
 from calibration.checkerboard import Board, find_corners, sharpness
+from sessions.settings import CalibrationSettings
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".m4v")
@@ -124,10 +125,12 @@ def _calibrate(views: list[View], board: Board, image_size: tuple[int, int], fix
 
 
 def calibrate_intrinsics(
-    views: list[View], board: Board, image_size: tuple[int, int], name: str,
-    min_views: int = 4, outlier_factor: float = 2.5, fix_k3: bool = True, not_found: list[str] | None = None,
+    views: list[View], board: Board, image_size: tuple[int, int], name: str, cfg: CalibrationSettings,
+    not_found: list[str] | None = None,
 ) -> IntrinsicsResult:
-    """Calibrate from detected views, drop outlier views (RMS above ``outlier_factor`` x median) once, recalibrate."""
+    """Calibrate from detected views (at least calibration.intrinsics_min_views), drop outlier views (RMS
+    above calibration.intrinsics_outlier_factor x median) once, recalibrate (k3 fixed per calibration.fix_k3)."""
+    min_views, outlier_factor, fix_k3 = cfg.intrinsics_min_views, cfg.intrinsics_outlier_factor, cfg.fix_k3
     if len(views) < min_views:
         hint = f"; the board was not found in: {', '.join(not_found)}" if not_found else ""
         raise CalibrationError(
@@ -147,8 +150,9 @@ def calibrate_intrinsics(
     return IntrinsicsResult(cam, rms, per_view, dropped, list(not_found or []))
 
 
-def intrinsics_from_folder(folder: Path, board: Board, name: str, max_views: int = 25, **kwargs) -> IntrinsicsResult:
-    """Calibrate one camera from a folder of images, or a folder holding one video."""
+def intrinsics_from_folder(folder: Path, board: Board, name: str, cfg: CalibrationSettings) -> IntrinsicsResult:
+    """Calibrate one camera from a folder of images, or a folder holding one video, on the most diverse
+    calibration.intrinsics_max_views views."""
     folder = Path(folder)
     if not folder.is_dir():
         raise CalibrationError(f"{folder}: folder not found")
@@ -164,8 +168,8 @@ def intrinsics_from_folder(folder: Path, board: Board, name: str, max_views: int
             missing += miss
     else:
         raise CalibrationError(f"{folder}: no images ({', '.join(IMAGE_EXTENSIONS)}) or videos of the checkerboard")
-    views = select_diverse(views, size, max_views, board)
-    return calibrate_intrinsics(views, board, size, name, not_found=missing, **kwargs)
+    views = select_diverse(views, size, cfg.intrinsics_max_views, board)
+    return calibrate_intrinsics(views, board, size, name, cfg, not_found=missing)
 
 
 def load_presets(paths: list[Path] | None = None) -> dict[str, dict]:

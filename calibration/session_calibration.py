@@ -160,9 +160,7 @@ def calibrate_session(session: Session) -> SessionCalibration:
         size = (img.shape[1], img.shape[0])
         folder = cal / "intrinsics" / cam.id
         if folder.is_dir():
-            res = intrinsics_from_folder(folder, board, cam.id, max_views=cfg.intrinsics_max_views,
-                                         min_views=cfg.intrinsics_min_views, outlier_factor=cfg.intrinsics_outlier_factor,
-                                         fix_k3=cfg.fix_k3)
+            res = intrinsics_from_folder(folder, board, cam.id, cfg)
             intr = res.camera
             if intr.image_size != size:
                 raise CalibrationError(f"{folder}: intrinsics images are {intr.image_size[0]}x{intr.image_size[1]} but {src.name} "

@@ -75,7 +75,7 @@ class MediaPipeDetector:
     Call it frame by frame, in order: (height, width, 3) BGR -> (max_people, 20, 3), NaN/0 where absent.
     """
 
-    def __init__(self, max_people: int = 2, min_detection_confidence: float = 0.5, mask_margin: float = 0.15):
+    def __init__(self, max_people: int, min_detection_confidence: float, mask_margin: float = 0.15):
         from mediapipe.python.solutions import pose as mp_pose  # heavy import, only when detecting
 
         self.max_people = max_people

@@ -38,7 +38,7 @@ def annotate(img: np.ndarray, subject: np.ndarray, others: list[np.ndarray], lab
     return out
 
 
-def overlay_sheet(video: Path, time_s: np.ndarray, subject: np.ndarray, others: np.ndarray, n_tiles: int = 6,
+def overlay_sheet(video: Path, time_s: np.ndarray, subject: np.ndarray, others: np.ndarray, n_tiles: int,
                   tile_width: int = 240) -> np.ndarray:
     """Evenly spaced frames with the subject in colour and other people in grey.
     subject: (frames, 20, 3); others: (frames, T, 20, 3)."""

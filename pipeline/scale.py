@@ -104,7 +104,8 @@ def run_scale(ctx: StageContext) -> None:
     window = tuple(cfg.time_range_s) if cfg.time_range_s else None
     if cfg.setup:
         result = scale_with_setup(cfg.setup, model, trc_path, ctx.out_dir, subject.height_m, subject.mass_kg,
-                                  marker_set_xml=cfg.marker_set or None, time_range_s=window, name=SCALED)
+                                  window_s=cfg.static_window_s, marker_set_xml=cfg.marker_set or None,
+                                  time_range_s=window, name=SCALED)
     else:
         names = set(read_trc(trc_path).names)
         set_name = marker_set_name(source)

@@ -182,7 +182,7 @@ def test_scaling_recovers_known_factors(model, tmp_path, marker_set):
     static = markers_from_motion(truth, still, names)
     write_trc(tmp_path / "static.trc", static)
     result = scale_with_measurements(measurements_for(marker_set, set(names)), {n: 1.0 for n in names}, model_path,
-                                     tmp_path / "static.trc", tmp_path / "scaled", 1.80, 80.0)
+                                     tmp_path / "static.trc", tmp_path / "scaled", 1.80, 80.0, window_s=0.5)
     for body, expected in FACTORS.items():
         got = result.scale_factors[body]
         if marker_set == "video" and body == "pelvis":
@@ -204,7 +204,7 @@ def test_scaling_names_missing_markers(model, tmp_path):
     write_trc(tmp_path / "static.trc", static)
     meas = measurements_for("study")
     with pytest.raises(ScaleError, match="static.trc: markers used by the scaling measurements are missing"):
-        scale_with_measurements(meas, {}, model_path, tmp_path / "static.trc", tmp_path / "out", 1.7, 70)
+        scale_with_measurements(meas, {}, model_path, tmp_path / "static.trc", tmp_path / "out", 1.7, 70, window_s=0.5)
 
 
 def test_model_marker_positions_follow_motion(model):

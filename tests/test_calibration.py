@@ -22,7 +22,7 @@ from calibration.intrinsics import (CalibrationError, calibrate_intrinsics, intr
 from calibration.session_calibration import calibrate_session
 from calibration.synthetic import board_to_camera, render_board
 from sessions.session import load_session
-from tests.conftest import ROOT, SHARED_DATA, needs_shared
+from tests.conftest import ROOT, SETTINGS, SHARED_DATA, needs_shared
 
 K_PHONE = [[1400.0, 0, 540], [0, 1400.0, 960], [0, 0, 1]]
 BOARD = Board(8, 11, 0.06)  # OpenCap's default board: 8x11 inner corners, 60 mm squares
@@ -125,7 +125,7 @@ def test_intrinsics_from_synthetic_views_match_truth():
         uv = find_corners(img, BOARD)
         if uv is not None:
             views.append(View(f"v{i}", uv))
-    res = calibrate_intrinsics(views, BOARD, truth.image_size, "phone")
+    res = calibrate_intrinsics(views, BOARD, truth.image_size, "phone", SETTINGS.calibration)
     assert len(views) >= 6 and res.rms_px < 0.2
     assert res.camera.K[0, 0] == pytest.approx(1400, rel=0.01) and res.camera.K[1, 1] == pytest.approx(1400, rel=0.01)
     assert np.abs(res.camera.K[:2, 2] - [540, 960]).max() < 15
@@ -133,14 +133,15 @@ def test_intrinsics_from_synthetic_views_match_truth():
 
 def test_too_few_views_says_what_to_record():
     with pytest.raises(CalibrationError, match="only 2 usable checkerboard view.*not found in: a.png"):
-        calibrate_intrinsics([View("x", np.zeros((88, 2)))] * 2, BOARD, (100, 100), "c", not_found=["a.png"])
+        calibrate_intrinsics([View("x", np.zeros((88, 2)))] * 2, BOARD, (100, 100), "c", SETTINGS.calibration,
+                             not_found=["a.png"])
 
 
 def test_mixed_image_sizes_are_refused(tmp_path):
     cv2.imwrite(str(tmp_path / "a.png"), np.zeros((100, 200, 3), np.uint8))
     cv2.imwrite(str(tmp_path / "b.png"), np.zeros((120, 200, 3), np.uint8))
     with pytest.raises(CalibrationError, match="different sizes"):
-        intrinsics_from_folder(tmp_path, BOARD, "c")
+        intrinsics_from_folder(tmp_path, BOARD, "c", SETTINGS.calibration)
 
 
 def test_presets_and_rotated_presets(tmp_path):
@@ -227,7 +228,7 @@ def test_session_without_board_image_names_the_missing_file(demo_copy):
 def test_real_intrinsics_agree_with_the_lab_reference(cam):
     root = SHARED_DATA / "pose2sim-demo" / "calibration"
     ref = {c.name: c for c in read_qualisys(root / "Calib.qca.txt")}[cam]
-    res = intrinsics_from_folder(root / "intrinsics" / cam, Board(4, 7, 0.06), cam)
+    res = intrinsics_from_folder(root / "intrinsics" / cam, Board(4, 7, 0.06), cam, SETTINGS.calibration)
     assert res.camera.image_size == ref.image_size
     assert res.camera.K[0, 0] == pytest.approx(ref.K[0, 0], rel=0.03)
     assert res.camera.K[1, 1] == pytest.approx(ref.K[1, 1], rel=0.03)
@@ -274,7 +275,7 @@ def test_calibration_from_videos(tmp_path, demo_copy):
         t_b2c = np.array([rng.uniform(-0.45, 0.05), rng.uniform(-0.5, 0.1), rng.uniform(1.2, 1.8)])
         writer.write(render_board(truth, BOARD, R_b2c, t_b2c, seed=i))
     writer.release()
-    res = intrinsics_from_folder(tmp_path / "intr", BOARD, "phone")
+    res = intrinsics_from_folder(tmp_path / "intr", BOARD, "phone", SETTINGS.calibration)
     assert res.camera.image_size == truth.image_size and len(res.per_view_rms_px) >= 6
     assert res.camera.K[0, 0] == pytest.approx(900, rel=0.03)
 

@@ -45,14 +45,14 @@ def test_no_shared_coordinates_is_a_clear_error():
     ours, ref = _tables()
     ref = CoordinateTable(ref.time_s, ["a", "b", "c", "d"], ref.values)
     with pytest.raises(CompareError, match="no coordinate names in common"):
-        compare_tables(ours, ref)
+        compare_tables(ours, ref, max_shift_s=2.0)
 
 
 def test_outputs_and_cli(tmp_path, capsys):
     ours, ref = _tables(0.05)
     write_mot(tmp_path / "ours.mot", ours)
     write_mot(tmp_path / "ref.mot", ref)
-    paths = write_comparison(compare_tables(read_mot(tmp_path / "ours.mot"), read_mot(tmp_path / "ref.mot")), tmp_path / "w")
+    paths = write_comparison(compare_tables(read_mot(tmp_path / "ours.mot"), read_mot(tmp_path / "ref.mot"), max_shift_s=2.0), tmp_path / "w")
     assert paths["png"].stat().st_size > 10_000 and paths["csv"].read_text().startswith("coordinate,unit,rmse")
     assert main(["compare", str(tmp_path / "ours.mot"), str(tmp_path / "ref.mot"), "--out", str(tmp_path / "cli")]) == 0
     out = capsys.readouterr().out
