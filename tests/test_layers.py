@@ -98,3 +98,17 @@ def test_no_import_circles():
     graph = {n: {m for m in deps if not n.startswith(m + ".")} for n, deps in graph.items()}
     circles = find_circles(graph)
     assert not circles, "import circles:\n" + "\n".join(circles)
+
+
+def test_the_product_is_installed_and_no_script_edits_sys_path():
+    import subprocess
+    import sys
+
+    entry = Path(sys.executable).parent / "markerless"
+    assert entry.is_file(), "make venv installs the package (pyproject.toml) with its command line"
+    out = subprocess.run([str(entry), "stages"], capture_output=True, text=True, cwd="/", timeout=120)
+    assert out.returncode == 0 and "keypoints" in out.stdout, out.stderr
+    edits = [f"{p.relative_to(ROOT)}" for d in (*LAYERS, "bench", "demo", "tests", "tools") for p in (ROOT / d).rglob("*.py")
+             if "sys.path." + "insert" in p.read_text() or "sys.path." + "append" in p.read_text()]
+    edits += ["app.py"] if "sys.path." + "insert" in (ROOT / "app.py").read_text() else []
+    assert not edits, f"scripts that edit sys.path instead of importing the installed package: {edits}"
