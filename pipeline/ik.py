@@ -108,9 +108,13 @@ def run_ik_stage(ctx: StageContext) -> None:
     result = run_ik(model, trc_path, ctx.out_dir, name=ctx.trial.name, weights=weights,
                     setup_xml=cfg.setup or None, accuracy=float(cfg.accuracy), flag_rms_m=cfg.flag_rms_mm / 1000,
                     coordinate_weights=coord_w)
-    emptied = empty_unseen_coordinates(model, result.mot_path, keypoint_gaps(ctx, source, trc_path))
+    # The angles OpenSim wrote, read once: emptied where unseen, checked and plotted in memory.
+    osim_model = load_model(model)
+    angles, emptied = empty_unseen_coordinates(osim_model, read_mot(result.mot_path), keypoint_gaps(ctx, source, trc_path))
+    if emptied:
+        write_mot(result.mot_path, angles, in_degrees=True, name=result.mot_path.stem)
     s = result.summary()
-    out_of_range = coordinates_out_of_range(model, result.mot_path)
+    out_of_range = coordinates_out_of_range(osim_model, angles)
     ctx.summary.update(markers=source, frames=s["frames"], marker_rms_mean_mm=s["marker_rms_mean_mm"],
                        flagged_share=round(len(s["flagged_frames"]) / max(s["frames"], 1), 4),
                        model_scaled_on="static trial" if not why else "height only", model_note=why,
@@ -129,7 +133,8 @@ def run_ik_stage(ctx: StageContext) -> None:
         ctx.log.warning("%s/ik: outside the model's range of motion: %s", ctx.trial.name,
                         ", ".join(f"{k} ({v} frames)" for k, v in out_of_range.items()))
     if ctx.settings.ik.plot:
-        plot_angles(result.mot_path, result.time_s, result.marker_rms_m, cfg.flag_rms_mm, ctx.out_dir / "angles.png")
+        plot_angles(angles, result.mot_path.stem, result.time_s, result.marker_rms_m, cfg.flag_rms_mm,
+                    ctx.out_dir / "angles.png")
 
 
 def keypoint_gaps(ctx: StageContext, source: str, trc_path: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -156,16 +161,15 @@ def coordinate_keypoints(model: osim.Model) -> dict[str, set[str]]:
     return out
 
 
-def empty_unseen_coordinates(model_path: Path, mot_path: Path,
-                             gaps: tuple[np.ndarray, dict[str, np.ndarray]]) -> dict[str, int]:
-    """Set to NaN, in the .mot, every coordinate in the frames where a keypoint it depends on was only
-    bridged; returns coordinate -> frames emptied."""
+def empty_unseen_coordinates(model: osim.Model, mot: CoordinateTable,
+                             gaps: tuple[np.ndarray, dict[str, np.ndarray]]) -> tuple[CoordinateTable, dict[str, int]]:
+    """``mot`` with every coordinate set to NaN in the frames where a keypoint it depends on was only
+    bridged, and coordinate -> frames emptied."""
     time_s, masks = gaps
     if not masks:
-        return {}
-    mot = read_mot(mot_path)
+        return mot, {}
     rows = np.clip(np.searchsorted(time_s, mot.time_s - 1e-9), 0, len(time_s) - 1)
-    deps = coordinate_keypoints(load_model(model_path))
+    deps = coordinate_keypoints(model)
     values = mot.values.copy()
     emptied = {}
     for j, name in enumerate(mot.names):
@@ -176,16 +180,12 @@ def empty_unseen_coordinates(model_path: Path, mot_path: Path,
         if bad.any():
             values[bad, j] = np.nan
             emptied[name] = int(bad.sum())
-    if emptied:
-        write_mot(mot_path, replace(mot, values=values), in_degrees=True, name=mot_path.stem)
-    return emptied
+    return (replace(mot, values=values) if emptied else mot), emptied
 
 
-def coordinates_out_of_range(model_path: Path, mot_path: Path) -> dict[str, int]:
+def coordinates_out_of_range(model: osim.Model, mot: CoordinateTable) -> dict[str, int]:
     """Coordinate -> number of frames outside the model's range (ranges are physiological for ours)."""
-    model = load_model(model_path)
     cs = model.getCoordinateSet()
-    mot = read_mot(mot_path)
     out = {}
     for j, n in enumerate(mot.names):
         if not cs.contains(n) or cs.get(n).getMotionType() != osim.Coordinate.Rotational:
@@ -198,13 +198,12 @@ def coordinates_out_of_range(model_path: Path, mot_path: Path) -> dict[str, int]
     return out
 
 
-def plot_angles(mot_path: Path, time_s: np.ndarray, rms_m: np.ndarray, flag_mm: float, path: Path) -> None:
+def plot_angles(mot: CoordinateTable, name: str, time_s: np.ndarray, rms_m: np.ndarray, flag_mm: float, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    mot = read_mot(mot_path)
     deg = mot.in_degrees()
     fig, axes = plt.subplots(len(PLOTTED) + 1, 1, figsize=(9, 2.0 * (len(PLOTTED) + 1)), sharex=True)
     for ax, group in zip(axes, PLOTTED):
@@ -221,7 +220,7 @@ def plot_angles(mot_path: Path, time_s: np.ndarray, rms_m: np.ndarray, flag_mm: 
     ax.set_ylabel("mm")
     ax.set_xlabel("time (s)")
     ax.legend(fontsize=7, loc="upper right")
-    fig.suptitle(f"{mot_path.stem}: joint angles (solid right, dashed left)")
+    fig.suptitle(f"{name}: joint angles (solid right, dashed left)")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
