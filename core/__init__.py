@@ -1,2 +1,2 @@
 """Ground layer: what several layers share (video reading, keypoint names and body size, trajectory gaps,
-zero-lag filtering and lag search). Imports nothing of the product."""
+the zero-lag low-pass and peak refinement, exit codes, verdict levels). Imports nothing of the product."""

@@ -174,13 +174,14 @@ class AugmentOutput:
 
 def run_augment(ctx: StageContext) -> None:
     cfg = ctx.settings.augment
-    src = FilterOutput.trc_path(ctx.stage_dir("filter"))
+    fdir = ctx.stage_dir("filter")
+    src = FilterOutput.trc_path(fdir)
     path = weights_path(cfg)
     models, meta = load_augmenter_file(path)
     device = stage_device(cfg.device, "augment.device")
     subject = ctx.session.subject
-    res = augment_table(FilterOutput.load(ctx.stage_dir("filter")).keypoints, models, subject.height_m, subject.mass_kg, cfg.max_gap_s, cfg.floor_offset,
-                        device, str(src))
+    res = augment_table(FilterOutput.load(fdir).keypoints, models, subject.height_m, subject.mass_kg, cfg.max_gap_s,
+                        cfg.floor_offset, device, str(src))
     out = res.table
     report = res.report(core=models[0].keypoints if models else ())  # the first (lower-body) model's inputs
     warnings = []

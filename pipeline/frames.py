@@ -46,6 +46,11 @@ class FramesOutput:
         (out_dir / "frames.json").write_text(json.dumps({"trial": self.trial, "cameras": self.cameras}, indent=2))
 
     @classmethod
+    def load_records(cls, stage_dir: Path) -> dict[str, dict[str, Any]]:
+        """Only the per-camera records (``frames.json``), without reading every frame time."""
+        return json.loads((stage_dir / "frames.json").read_text())["cameras"]
+
+    @classmethod
     def load(cls, stage_dir: Path) -> FramesOutput:
         doc = json.loads((stage_dir / "frames.json").read_text())
         times = {c: np.loadtxt(stage_dir / f"timestamps_{c}.csv", delimiter=",", skiprows=1, ndmin=2)[:, 1]

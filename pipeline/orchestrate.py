@@ -19,7 +19,6 @@ from pipeline.verdict import UNUSABLE, Verdict, trial_verdict
 from sessions.session import Session, load_session
 
 
-
 @dataclass
 class SessionRun:
     root: Path

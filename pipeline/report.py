@@ -271,20 +271,17 @@ def software_version() -> str:
         return "unknown"
 
 
-def _json(path: Path) -> dict[str, Any] | None:
+def _maybe(load, path: Path):
+    """What ``load`` makes of a file or stage folder for the report, or None when it is missing or
+    unreadable (the report shows what there is)."""
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-
-
-def _maybe(load, stage_dir: Path):
-    """A stage's output loaded for the report, or None when it is missing or unreadable (the report
-    shows what there is)."""
-    try:
-        return load(stage_dir)
+        return load(path)
     except (OSError, ValueError, KeyError):
         return None
+
+
+def _json(path: Path) -> dict[str, Any] | None:
+    return _maybe(lambda p: json.loads(p.read_text()), path)
 
 
 def _summaries(tdir: Path) -> dict[str, dict[str, Any]]:
@@ -344,13 +341,13 @@ def quality_items(summaries: dict[str, dict[str, Any]], sync: dict[str, Any] | N
 
 def _recording(session: Session, name: str, tdir: Path, summaries: dict[str, dict[str, Any]]) -> list[tuple[str, str]]:
     rows = []
-    frames = _maybe(FramesOutput.load, tdir / "frames")
-    if frames and frames.cameras:
-        durations = [c.get("duration_s") for c in frames.cameras.values() if c.get("duration_s")]
+    cameras = _maybe(FramesOutput.load_records, tdir / "frames")
+    if cameras:
+        durations = [c.get("duration_s") for c in cameras.values() if c.get("duration_s")]
         if durations:
             rows.append(("duration", f"{max(durations):.1f} s"))
         rows.append(("cameras", ", ".join(f"{cam}: {c.get('frames')} frames at {c.get('fps_measured') or c.get('fps_nominal') or 0:.0f} fps"
-                                          f" ({c.get('source', 'video')})" for cam, c in frames.cameras.items())))
+                                          f" ({c.get('source', 'video')})" for cam, c in cameras.items())))
     trial = session.trial(name)
     if trial.mocap:
         rows.append(("mocap reference", trial.mocap.name))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from types import MappingProxyType
-from typing import Any, Mapping, TypeVar
+from typing import Any, Mapping, TypeVar, get_type_hints
 
 S = TypeVar("S", bound="Section")
 
@@ -235,19 +235,11 @@ class Settings:
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:
         """From the effective config dict (sessions.config.effective_config / a session's .config)."""
-        sections = {f.name: f.type for f in fields(cls)}
+        sections = get_type_hints(cls)  # section name -> its settings class
         extra = [k for k in config if k not in sections]
         if extra:
             raise ValueError(f"config has sections without a settings class: {extra}")
-        return cls(**{name: _SECTIONS[name].from_dict(config[name], name) for name in sections})
-
-
-_SECTIONS: dict[str, type[Section]] = {
-    "run": RunSettings, "frames": FramesSettings, "calibration": CalibrationSettings, "keypoints": KeypointsSettings,
-    "sync": SyncSettings, "triangulate": TriangulateSettings, "filter": FilterSettings, "augment": AugmentSettings,
-    "scale": ScaleSettings, "ik": IKSettings, "analyse": AnalyseSettings, "compare": CompareSettings,
-    "report": ReportSettings, "verdict": VerdictSettings, "batch": BatchSettings,
-}
+        return cls(**{name: section.from_dict(config[name], name) for name, section in sections.items()})
 
 
 def default_settings() -> Settings:
