@@ -43,6 +43,8 @@ from pathlib import Path
 
 import numpy as np
 
+from sessions.settings import default_settings
+
 ROOT = Path(__file__).resolve().parent.parent
 
 DATA = ROOT.parent / "shared" / "data" / "pose2sim-demo"
@@ -196,9 +198,10 @@ def measured(record: dict):
 
 
 # ------------------------------------------------------------------------------------------- mediapipe
-def mediapipe_speed(videos: list[Path], max_people: int) -> dict:
+def mediapipe_speed(videos: list[Path], max_people: int, people_search_s: float) -> dict:
     """detect_video on each whole video in this process (it sets OpenCV to one thread, as in the
-    pipeline's one-process-per-core pool; restored afterwards)."""
+    pipeline's one-process-per-core pool; restored afterwards); ``people_search_s``: how often a tracker
+    that follows nobody searches (0 = every frame, as before keypoints.people_search_s)."""
     import cv2
 
     from pipeline.keypoints_detect import detect_video
@@ -210,13 +213,13 @@ def mediapipe_speed(videos: list[Path], max_people: int) -> dict:
         restore.callback(cv2.setNumThreads, threads)
         for v in videos:
             t0 = time.perf_counter()
-            people = detect_video(str(v), max_people, MIN_DETECTION_CONFIDENCE, progress=queue.Queue())
+            people = detect_video(str(v), max_people, MIN_DETECTION_CONFIDENCE, people_search_s, progress=queue.Queue())
             dt = time.perf_counter() - t0
             per[v.stem] = round(len(people) / dt, 2)
             frames, seconds = frames + len(people), seconds + dt
     fps = frames / seconds
     procs = min(os.cpu_count() or 1, len(videos))
-    return {**rec, "max_people": max_people, "per_video_fps": per, "frames": frames, "seconds": round(seconds, 3),
+    return {**rec, "max_people": max_people, "people_search_s": people_search_s, "per_video_fps": per, "frames": frames, "seconds": round(seconds, 3),
             "fps_one_process": round(fps, 2), "processes_projected": procs,
             "projected_all_cores_fps": round(fps * procs, 2),
             "projection": f"per-process fps x min({os.cpu_count()} cores, {len(videos)} videos); not measured"}
@@ -452,6 +455,11 @@ def float16_difference(video: Path, frames: int) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------ report
+def _mp_label(m: dict) -> str:
+    search = "every frame" if m["people_search_s"] <= 0 or m["max_people"] == 1 else f"every {m['people_search_s']:g} s"
+    return f"max_people {m['max_people']}" + ("" if m["max_people"] == 1 else f", search {search}")
+
+
 def _fmt(v, spec=".1f"):
     return "-" if v is None else format(v, spec)
 
@@ -468,9 +476,9 @@ def table(decode: dict, mp: list[dict], rows: list[dict], not_run: list[dict], p
     for name, r in decode.items():
         lines.append(f"| decode only: {name} | cpu | - | - | - | {r['fps']:.1f} | - | - | - | - | - | decode | {probe(r)} |")
     for m in mp:
-        lines.append(f"| mediapipe, max_people {m['max_people']}, 1 process | cpu | float32 (XNNPACK) | 1 | - | "
+        lines.append(f"| mediapipe, {_mp_label(m)}, 1 process | cpu | float32 (XNNPACK) | 1 | - | "
                      f"{m['fps_one_process']:.1f} | - | - | - | - | - | not split | {probe(m)} |")
-        lines.append(f"| mediapipe, max_people {m['max_people']}, PROJECTION {m['processes_projected']} processes | cpu | "
+        lines.append(f"| mediapipe, {_mp_label(m)}, PROJECTION {m['processes_projected']} processes | cpu | "
                      f"float32 (XNNPACK) | 1 | - | {m['projected_all_cores_fps']:.1f} (projected, not measured) | - | - | - | - "
                      "| - | - | - |")
     for r in rows:
@@ -493,7 +501,7 @@ def reference_trial(mp: list[dict], rows: list[dict], n_videos: int) -> list[dic
     for m in mp:
         procs = min(cores, TRIAL_VIDEOS)
         fps = m["fps_one_process"] * procs
-        out.append({"backend": f"mediapipe max_people {m['max_people']}", "device": "cpu", "precision": "float32",
+        out.append({"backend": f"mediapipe {_mp_label(m)}", "device": "cpu", "precision": "float32",
                     "basis": f"{m['fps_one_process']} fps per process x {procs} processes (projection)",
                     "fps": round(fps, 2), "seconds": round(TRIAL_FRAMES / fps, 1)})
     groups: dict = {}
@@ -576,7 +584,8 @@ def _run(args, torch, t_start: float, videos: list[Path], out_path: Path, cpu_th
     print("decoding ...", flush=True)
     decode = decode_speed(videos)
     print("mediapipe ...", flush=True)
-    mp = [mediapipe_speed(videos, m) for m in (1, 2)]
+    search_s = default_settings().keypoints.people_search_s
+    mp = [mediapipe_speed(videos, m, s) for m, s in ((1, 0.0), (2, 0.0), (2, search_s))]
     print("float16 vs float32 on the CPU ...", flush=True)
     fp16 = float16_difference(videos[0], QUICK["fp16_frames"] if args.quick else 16)
     rows, not_run = [], []
@@ -627,7 +636,7 @@ def _run(args, torch, t_start: float, videos: list[Path], out_path: Path, cpu_th
         print("warning: independent workers did not scale with the cores here, so the MediaPipe all-cores "
               "projection (per-process x processes) is optimistic on this machine")
     for m in mp:
-        print(f"mediapipe max_people {m['max_people']}: per video " + ", ".join(f"{k} {v:.1f}" for k, v in m["per_video_fps"].items())
+        print(f"mediapipe {_mp_label(m)}: per video " + ", ".join(f"{k} {v:.1f}" for k, v in m["per_video_fps"].items())
               + f" fps; projected all cores {m['projected_all_cores_fps']:.1f} fps = {m['projection']}")
     print(f"\n{fp16['label']} vs float32 landmarks ({fp16['video']}, {fp16['frames']} frames, 2 passes): median "
           f"{_fmt(fp16['median_px'], '.2f')} px, p95 {_fmt(fp16['p95_px'], '.2f')} px, max {_fmt(fp16['max_px'], '.2f')} px, "

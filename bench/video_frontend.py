@@ -20,7 +20,7 @@ import numpy as np
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-from pipeline.keypoints_detect import detect_video
+from pipeline.keypoints_detect import detect_video, search_every_frames
 from pipeline.keypoints import read_keypoints_csv
 from pipeline.orchestrate import run_session
 from pipeline.keypoints_people import link_tracks
@@ -46,7 +46,8 @@ def decode_fps(video: Path, repeats: int = 3) -> float:
 
 def detect_fps(video: Path, max_people: int) -> float:
     t0 = time.perf_counter()
-    people = detect_video(str(video), max_people, 0.5)
+    cfg = SETTINGS.keypoints
+    people = detect_video(str(video), max_people, cfg.min_detection_confidence, cfg.people_search_s)
     return len(people) / (time.perf_counter() - t0)
 
 
@@ -86,7 +87,8 @@ def video_cut_errors(videos: list[Path], data, signals, base, c: int, fps: float
 
     out = {}
     for k in ks:
-        det = MediaPipeDetector(2, 0.5)
+        det = MediaPipeDetector(SETTINGS.keypoints.max_people, SETTINGS.keypoints.min_detection_confidence,
+                                search_every_frames(SETTINGS.keypoints.people_search_s, fps))
         frames = [det(fr.image) for fr in iter_frames(videos[c]) if fr.index >= k]
         det.close()
         people = np.asarray(frames)

@@ -6,6 +6,12 @@ person from frame to frame. The detector that (re)acquires a person is the same 
 so anyone the main instance could confuse with the subject is also visible to the next instance,
 and person selection (pipeline/keypoints_people.py) chooses among them.
 
+Searching costs: an instance that follows nobody runs the person detector on every frame it is
+given (about half the main instance's time per frame on a 2-core laptop, measured on the shared
+1080x1920 videos). So an instance k >= 1 that follows nobody is given only every ``search_every``-th
+frame; once it finds someone it is given every frame until it loses them. The main instance sees
+every frame. A bystander is then found at most ``search_every - 1`` frames after they appear.
+
 Mapping of BlazePose's 33 landmarks onto the video keypoints (core/keypoints.py):
   shoulders, elbows, wrists, hips, knees, ankles, heels: the landmarks of the same name
   BigToe:   "foot index" (tip of the second toe, the front of the foot)
@@ -73,13 +79,19 @@ class MediaPipeDetector:
     """Up to ``max_people`` BlazePose trackers per video (full landmark model, the one the wheel ships).
 
     Call it frame by frame, in order: (height, width, 3) BGR -> (max_people, 20, 3), NaN/0 where absent.
+    ``search_every``: frames between searches of an instance k >= 1 that follows nobody (1 = every frame).
     """
 
-    def __init__(self, max_people: int, min_detection_confidence: float, mask_margin: float = 0.15):
+    def __init__(self, max_people: int, min_detection_confidence: float, search_every: int, mask_margin: float = 0.15):
         from mediapipe.python.solutions import pose as mp_pose  # heavy import, only when detecting
 
+        if search_every < 1:
+            raise ValueError(f"search_every must be at least 1 frame, not {search_every}")
         self.max_people = max_people
         self.mask_margin = mask_margin
+        self.search_every = search_every
+        self._frame = 0
+        self._following = [False] * max_people  # instance k found someone in the last frame it was given
         # smooth_landmarks=False: BlazePose's own smoothing adds lag; the 3D Kalman/Butterworth filters instead.
         self._trackers = [
             mp_pose.Pose(static_image_mode=False, model_complexity=1, smooth_landmarks=False,
@@ -94,8 +106,13 @@ class MediaPipeDetector:
         rgb = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB)
         out = np.full((self.max_people, len(VIDEO_KEYPOINTS), 3), np.nan)
         out[..., 2] = 0.0
+        searching = self._frame % self.search_every == 0
+        self._frame += 1
         for k, tracker in enumerate(self._trackers):
+            if k > 0 and not (self._following[k] or searching):
+                break  # instance k follows nobody and this is not a frame to search in
             res = tracker.process(rgb)
+            self._following[k] = res.pose_landmarks is not None
             if res.pose_landmarks is None:
                 break  # nobody else to find in the masked frame
             lm = np.array([[p.x * w, p.y * h, p.z * w, p.visibility] for p in res.pose_landmarks.landmark])

@@ -14,6 +14,7 @@ Outputs in ``output/<trial>/frames/``:
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -217,9 +218,14 @@ def run_frames(ctx: StageContext) -> None:
     times: dict[str, np.ndarray] = {}
     sheet_rows = []
     sizes = _calibrated_sizes(ctx) if any(c.id not in ctx.trial.videos for c in ctx.session.cameras) else {}
-    for cam in [c.id for c in ctx.session.cameras]:
+    cams = [c.id for c in ctx.session.cameras]
+    # Each video decoded in a thread of its own: OpenCV decodes without the GIL, so the cameras take
+    # about as long as the longest of them.
+    with ThreadPoolExecutor(max_workers=max(1, len(ctx.trial.videos))) as pool:
+        scans = {cam: pool.submit(scan_camera, ctx, cam, ctx.trial.videos[cam]) for cam in cams if cam in ctx.trial.videos}
+    for cam in cams:
         if cam in ctx.trial.videos:
-            record, t, tiles = scan_camera(ctx, cam, ctx.trial.videos[cam])
+            record, t, tiles = scans[cam].result()
             record["source"] = "video"
         else:
             (record, t), tiles = scan_keypoint_files(ctx, cam, sizes), []

@@ -15,6 +15,7 @@ and keeps the subject (pipeline/keypoints_people.py), fixes left/right swaps
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,11 +28,12 @@ from core.keypoints import VIDEO_KEYPOINTS, body_centre
 from core.video import VideoError
 from pipeline.frames import FramesOutput
 from pipeline.keypoints_detect import detect_all, keypoint_settings, read_json_all
-from pipeline.keypoints_overlay import overlay_sheet, overlay_video, people_picture
+from pipeline.keypoints_overlay import overlay_picks, overlay_sheet, overlay_video, people_picture, read_frames
 from pipeline.keypoints_people import (TrackInfo, candidates, choose_subject, hinted_track, link_tracks,
                                        subject_agreement, track_infos)
 from pipeline.keypoints_swaps import fix_swaps
 from pipeline.runner import StageContext, StageInputError
+from sessions.settings import KeypointsSettings
 
 # The 2D keypoint file, one per camera and trial: output/<trial>/keypoints/<camera>.csv. Columns:
 # ``frame`` (0-based index in the video), ``time_s`` (the frame's presentation time on the camera's own
@@ -156,6 +158,47 @@ def _extent_px(people: np.ndarray) -> float:
     return float(np.nanmax(y)) if y.size and np.isfinite(y).any() and np.nanmax(y) > 0 else 1.0
 
 
+def _draw_pictures(ctx: StageContext, cfg: KeypointsSettings, cams: list[str], chosen: list[int], tracks: dict[str, np.ndarray],
+                   times: dict[str, np.ndarray], subjects: dict[str, np.ndarray], seen: dict[str, dict]) -> None:
+    """overlay_<camera>.png (and .mp4), and people_<camera>.png where more than one person was seen.
+    Each camera's frames are decoded once, and the cameras in parallel threads (OpenCV's decoding and
+    drawing release the GIL), so the pictures cost about one decode of the longest video."""
+
+    def draw(c: str, t: int) -> None:
+        video = ctx.trial.videos[c]
+        subject, others, people_seen = subjects[c], np.delete(tracks[c], t, axis=1), seen[c]
+        picks = overlay_picks(len(times[c]), cfg.overlay_frames)
+        several = len(people_seen["people"]) > 1
+        images = read_frames(video, set(picks) | ({people_seen["frame"]} if several else set()))
+        if cfg.overlay_frames > 0:
+            cv2.imwrite(str(ctx.out_dir / f"overlay_{c}.png"),
+                        overlay_sheet({i: images[i] for i in picks if i in images}, video.stem, times[c], subject, others))
+        if several and people_seen["frame"] in images:
+            labelled = [(f"#{p['track']}" + (" subject" if p["subject"] else ""), tracks[c][people_seen["frame"], p["track"]],
+                         p["subject"]) for p in people_seen["people"]]
+            cv2.imwrite(str(ctx.out_dir / f"people_{c}.png"), people_picture(images[people_seen["frame"]], labelled))
+        if cfg.overlay_video:
+            overlay_video(video, ctx.out_dir / f"overlay_{c}.mp4", times[c], subject, others)
+
+    todo = []
+    for c, t in zip(cams, chosen):
+        if ctx.trial.videos.get(c) is None:
+            if cfg.overlay_frames > 0 or cfg.overlay_video:
+                ctx.log.info("%s/%s: no video, so no overlay images (2D keypoints from %s)", ctx.trial.name, c,
+                             ctx.trial.source(c))
+            continue
+        todo.append((c, t))
+    if not todo:
+        return
+    with ThreadPoolExecutor(max_workers=len(todo)) as pool:
+        futures = [pool.submit(draw, c, t) for c, t in todo]
+    for fut in futures:
+        try:
+            fut.result()
+        except VideoError as exc:
+            raise StageInputError(str(exc)) from None
+
+
 def run_keypoints(ctx: StageContext) -> None:
     cfg = keypoint_settings(ctx.settings)
     cams = [c.id for c in ctx.session.cameras]
@@ -195,29 +238,13 @@ def run_keypoints(ctx: StageContext) -> None:
 
     report: dict[str, Any] = {"backend": cfg.backend, "subject_chosen_by": how, "cameras": {}}
     subjects: dict[str, np.ndarray] = {}
+    swaps_fixed, seen = {}, {}
     for c, t in zip(cams, chosen):
-        subject, swaps = fix_swaps(tracks[c][:, t], cfg.swap_prior)
-        subjects[c] = subject
-        others = np.delete(tracks[c], t, axis=1)
-        video = ctx.trial.videos.get(c)
-        if video is None and (cfg.overlay_frames > 0 or cfg.overlay_video):
-            ctx.log.info("%s/%s: no video, so no overlay images (2D keypoints from %s)", ctx.trial.name, c, ctx.trial.source(c))
-        try:
-            if video is not None and cfg.overlay_frames > 0:
-                cv2.imwrite(str(ctx.out_dir / f"overlay_{c}.png"),
-                            overlay_sheet(video, times[c], subject, others, cfg.overlay_frames))
-            if video is not None and cfg.overlay_video:
-                overlay_video(video, ctx.out_dir / f"overlay_{c}.mp4", times[c], subject, others)
-        except VideoError as exc:
-            raise StageInputError(str(exc)) from None
-        people_seen = _people_seen(tracks[c], times[c], infos[c], t, info[c])
-        if video is not None and len(people_seen["people"]) > 1:
-            try:
-                labelled = [(f"#{p['track']}" + (" subject" if p["subject"] else ""), tracks[c][people_seen["frame"], p["track"]],
-                             p["subject"]) for p in people_seen["people"]]
-                cv2.imwrite(str(ctx.out_dir / f"people_{c}.png"), people_picture(video, people_seen["frame"], labelled))
-            except VideoError as exc:
-                raise StageInputError(str(exc)) from None
+        subjects[c], swaps_fixed[c] = fix_swaps(tracks[c][:, t], cfg.swap_prior)
+        seen[c] = _people_seen(tracks[c], times[c], infos[c], t, info[c])
+    _draw_pictures(ctx, cfg, cams, chosen, tracks, times, subjects, seen)
+    for c, t in zip(cams, chosen):
+        subject, swaps, people_seen = subjects[c], swaps_fixed[c], seen[c]
         detected = subject[..., 2] >= 0.5
         report["cameras"][c] = {
             "people_seen": people_seen,

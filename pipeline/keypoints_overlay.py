@@ -38,16 +38,34 @@ def annotate(img: np.ndarray, subject: np.ndarray, others: list[np.ndarray], lab
     return out
 
 
-def overlay_sheet(video: Path, time_s: np.ndarray, subject: np.ndarray, others: np.ndarray, n_tiles: int,
-                  tile_width: int = 240) -> np.ndarray:
-    """Evenly spaced frames with the subject in colour and other people in grey.
-    subject: (frames, 20, 3); others: (frames, T, 20, 3)."""
-    picks = set(np.linspace(0, len(time_s) - 1, n_tiles).round().astype(int).tolist())
+def overlay_picks(n_frames: int, n_tiles: int) -> list[int]:
+    """The evenly spaced frame indices an overlay sheet of ``n_tiles`` shows."""
+    return sorted(set(np.linspace(0, n_frames - 1, n_tiles).round().astype(int).tolist())) if n_tiles > 0 else []
+
+
+def read_frames(video: Path, indices: set[int]) -> dict[int, np.ndarray]:
+    """The images of frames ``indices`` of ``video`` (BGR), decoded in one pass that stops after the last."""
+    images: dict[int, np.ndarray] = {}
+    if not indices:
+        return images
+    last = max(indices)
+    for fr in iter_frames(video, images=indices):
+        if fr.image is not None:
+            images[fr.index] = fr.image
+        if fr.index >= last:
+            break
+    return images
+
+
+def overlay_sheet(images: dict[int, np.ndarray], label: str, time_s: np.ndarray, subject: np.ndarray,
+                  others: np.ndarray, tile_width: int = 240) -> np.ndarray:
+    """The frames ``images`` (index -> BGR, from ``overlay_picks``) with the subject in colour and other
+    people in grey, side by side. subject: (frames, 20, 3); others: (frames, T, 20, 3)."""
     tiles = []
-    for fr in iter_frames(video, images=picks):
-        if fr.image is None or fr.index >= len(subject):
+    for index in sorted(images):
+        if index >= len(subject):
             continue
-        img = annotate(fr.image, subject[fr.index], list(others[fr.index]), f"{video.stem} {time_s[fr.index]:.2f}s")
+        img = annotate(images[index], subject[index], list(others[index]), f"{label} {time_s[index]:.2f}s")
         h = int(round(img.shape[0] * tile_width / img.shape[1]))
         tiles.append(cv2.resize(img, (tile_width, h), interpolation=cv2.INTER_AREA))
     return contact_sheet([tiles])
@@ -70,10 +88,10 @@ def overlay_video(video: Path, out_path: Path, time_s: np.ndarray, subject: np.n
             writer.release()
 
 
-def people_picture(video: Path, frame_index: int, people: list[tuple[str, np.ndarray, bool]]) -> np.ndarray:
-    """One frame with every person drawn and labelled, so a user can say which one is the subject.
+def people_picture(image: np.ndarray, people: list[tuple[str, np.ndarray, bool]]) -> np.ndarray:
+    """One frame (BGR) with every person drawn and labelled, so a user can say which one is the subject.
     people: (label, keypoints (20, 3), is_subject); the subject in colour, the others grey."""
-    img = next(fr.image for fr in iter_frames(video, images={frame_index}) if fr.index == frame_index)
+    img = image.copy()
     s = img.shape[0] / 640
     for label, kp, is_subject in people:
         draw_person(img, kp, colour=None if is_subject else OTHER)

@@ -175,6 +175,7 @@ RANGES: dict[str, Allowed] = {
     "keypoints.min_presence": _share("a confidence, 0-1"),
     "keypoints.max_people": _at_least(1, "people per video or frame, the subject included", integer=True),
     "keypoints.min_detection_confidence": _share("a confidence, 0-1"),
+    "keypoints.people_search_s": _at_least(0, "seconds; 0 = every frame"),
     "keypoints.workers": _at_least(0, "processes; 0 = one per CPU core", integer=True),
     "keypoints.max_track_gap_s": _at_least(0, "seconds"),
     "keypoints.max_track_distance": _positive("a share of body height"),

@@ -75,6 +75,7 @@ class KeypointsSettings(Section):
     landmark_passes: int
     max_people: int
     min_detection_confidence: float
+    people_search_s: float
     workers: int
     max_track_gap_s: float
     max_track_distance: float

@@ -189,3 +189,56 @@ def test_rendered_second_person_never_taken_for_the_subject(rendered_two_people,
     for found, on_subject, on_other in _subject_frames(rendered_two_people, backend):
         # (a frame or two during the crossing may be neither: the detector's points smeared over both)
         assert on_other == 0 and on_subject >= found - 2 and found > 0.8 * 170
+
+
+def _detect_counting(video, search_every: int) -> tuple[np.ndarray, list[int]]:
+    """MediaPipe's detector over every frame of ``video`` -> ((frames, 2, 20, 3), how many frames each
+    tracker was given)."""
+    from core.video import iter_frames
+    from models.pose_mediapipe import MediaPipeDetector
+
+    det = MediaPipeDetector(2, SETTINGS.keypoints.min_detection_confidence, search_every)
+    calls = [0, 0]
+    for k, tracker in enumerate(det._trackers):
+        def counted(image, _process=tracker.process, _k=k):
+            calls[_k] += 1
+            return _process(image)
+        tracker.process = counted
+    try:
+        people = np.asarray([det(fr.image) for fr in iter_frames(video)])
+    finally:
+        det.close()
+    return people, calls
+
+
+@pytest.mark.slow
+def test_people_search_every_few_frames_finds_who_searching_every_frame_finds(rendered_two_people):
+    """keypoints.people_search_s: the second tracker, while it follows nobody, searches every 6th frame
+    only; the subject's tracker is untouched, and a second person in view is found and then followed in
+    every frame, as with a search in every frame."""
+    video = rendered_two_people / "videos" / "squats" / "cam1.mp4"
+    every, calls_every = _detect_counting(video, 1)
+    sparse, calls_sparse = _detect_counting(video, 6)
+    n = len(every)
+    assert calls_every[0] == calls_sparse[0] == n
+    np.testing.assert_array_equal(sparse[:, 0], every[:, 0])  # the first tracker sees the same frames
+    found_every = np.sum(every[:, 1, :, 2] > 0, axis=-1) >= 3
+    found_sparse = np.sum(sparse[:, 1, :, 2] > 0, axis=-1) >= 3
+    assert found_sparse.sum() >= found_every.sum() - 6 * 3  # found at most a search interval later, a few times
+    assert calls_sparse[1] <= found_sparse.sum() + n // 6 + 1
+
+
+@pytest.mark.slow
+def test_people_search_costs_a_sixth_when_nobody_else_is_there():
+    """On the demo's one-person video the second tracker is given every 6th frame, not every frame, and
+    the subject's keypoints are the same as with a search in every frame."""
+    from demo import DEMO_SESSION
+
+    video = DEMO_SESSION / "videos" / "squats" / "cam1.mp4"
+    every, calls_every = _detect_counting(video, 1)
+    sparse, calls_sparse = _detect_counting(video, 6)
+    n = len(every)
+    np.testing.assert_array_equal(sparse[:, 0], every[:, 0])
+    followed = np.sum(sparse[:, 1, :, 2] > 0, axis=-1) >= 3
+    assert calls_every[1] > 0.9 * n
+    assert calls_sparse[1] <= -(-n // 6) + followed.sum()
