@@ -10,48 +10,20 @@ import json
 import subprocess
 import sys
 
-import cv2
 import numpy as np
 import pytest
-import yaml
 
+from bench.trial_speed import make_real_two_phone
 from biomech.mot import read_mot
-from tests.conftest import ROOT, SHARED_DATA, needs_shared
+from tests.conftest import ROOT, needs_shared
 
-P2S = SHARED_DATA / "pose2sim-demo"
 pytestmark = [needs_shared, pytest.mark.slow]
-
-
-def _ping_pong(src, dst, frames: int) -> None:
-    cap = cv2.VideoCapture(str(src))
-    images = []
-    while True:
-        ok, img = cap.read()
-        if not ok:
-            break
-        images.append(img)
-    cap.release()
-    order = images + images[-2:0:-1]
-    h, w = images[0].shape[:2]
-    out = cv2.VideoWriter(str(dst), cv2.VideoWriter_fourcc(*"mp4v"), 60.0, (w, h))
-    for i in range(frames):
-        out.write(order[i % len(order)])
-    out.release()
 
 
 @pytest.fixture(scope="module")
 def real_two_phone(tmp_path_factory):
-    root = tmp_path_factory.mktemp("real2")
-    (root / "videos" / "squats").mkdir(parents=True)
-    for cam in ("cam01", "cam02"):
-        _ping_pong(P2S / "videos" / f"{cam}.mp4", root / "videos" / "squats" / f"{cam}.mp4", 600)
-    (root / "session.yaml").write_text(yaml.safe_dump({
-        "subject": {"id": "p2s", "height_m": 1.72, "mass_kg": 70.0, "sex": "m"},
-        "cameras": [{"id": "cam01"}, {"id": "cam02"}], "trials": [{"name": "squats", "kind": "dynamic"}]}))
-    (root / "calibration").mkdir()
+    root = make_real_two_phone(tmp_path_factory.mktemp("real2"))
     app = [sys.executable, str(ROOT / "app.py")]
-    subprocess.run(app + ["calibrate", "import", str(P2S / "calibration" / "Calib.qca.txt"),
-                          "--out", str(root / "calibration" / "cameras.yaml")], check=True, capture_output=True)
     run = subprocess.run(app + ["run", str(root), "--no-progress"], capture_output=True, text=True, timeout=1200)
     return root, run
 
