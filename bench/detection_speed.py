@@ -4,8 +4,9 @@ Measures, on this machine's CPU (and on CUDA, float16 and float32, when torch se
 
 1. decoding alone: frames/s of core.video.iter_frames (BGR) and of the torch backend's
    pipeline.keypoints_blazepose.frame_batches (RGB batches, decoded in a background thread);
-2. the MediaPipe backend (pipeline.keypoints_detect.detect_video, XNNPACK) with max_people 1 and 2, frames/s per
-   video in this one process, and the all-cores figure the pipeline would get with one process per core,
+2. the MediaPipe backend (pipeline.keypoints_detect.detect_video, XNNPACK) with max_people 1, and with
+   max_people 2 searching for the second person in every frame and every keypoints.people_search_s:
+   frames/s per video in this one process, and the all-cores figure the pipeline would get with one process per core,
    as a projection (per-process frames/s x min(cores, videos)), not a measurement;
 3. the blazepose-torch backend (pipeline.keypoints_blazepose.detect_videos_torch over the 4 videos, decoding
    included) for batches of 1, 16, 64 (and 256 on CUDA) frames and 1 or 2 landmark passes, with the split

@@ -83,7 +83,7 @@ def test_mediapipe_chatter_goes_to_the_log_not_the_console(tmp_path):
 
         if __name__ == "__main__":
             with worker_pool(1, {str(log)!r}) as pool:
-                people = pool.submit(detect_video, {str(clip)!r}, 1, 0.5).result()
+                people = pool.submit(detect_video, {str(clip)!r}, 1, 0.5, 0.1).result()
             print("frames", people.shape[0])
     """))
     res = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
