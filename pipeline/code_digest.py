@@ -34,10 +34,10 @@ def _module_file(name: str) -> Path | None:
     return Path(spec.origin)
 
 
-def _imports(path: Path, module: str) -> set[str]:
+def _imports(path: Path, module: str) -> frozenset[str]:
     """Project modules that ``path`` imports anywhere in its body."""
     st = path.stat()
-    return set(_parsed_imports(str(path), module, st.st_mtime_ns, st.st_size))
+    return _parsed_imports(str(path), module, st.st_mtime_ns, st.st_size)
 
 
 @lru_cache(maxsize=None)

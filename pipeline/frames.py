@@ -100,6 +100,12 @@ def _tile(img: np.ndarray, width: int, label: str) -> np.ndarray:
     return tile
 
 
+def evenly_spaced(n_frames: int, count: int) -> list[int]:
+    """``count`` evenly spaced frame indices from the first to the last of ``n_frames``, ascending (fewer
+    where they coincide; none for a count of 0): the frames a contact or overlay sheet shows."""
+    return sorted(set(np.linspace(0, n_frames - 1, count).round().astype(int).tolist()))
+
+
 def contact_sheet(rows: list[list[np.ndarray]]) -> np.ndarray:
     """Stack tiles into one image; rows may differ in tile height (different phones)."""
     lines = []
@@ -124,7 +130,7 @@ def scan_camera(ctx: StageContext, cam: str, path: Path) -> tuple[dict[str, Any]
         raise StageInputError(str(exc)) from None
     n_est = max(info.frame_count_container, 1)
     n_tiles = cfg.contact_sheet_frames if cfg.contact_sheet else 0
-    picks = set(np.linspace(0, n_est - 1, n_tiles).round().astype(int).tolist()) if n_tiles else set()
+    picks = set(evenly_spaced(n_est, n_tiles))
     times, tiles = [], []
     try:
         for fr in ctx.progress(iter_frames(path, images=picks), total=info.frame_count_container or None, desc=cam):

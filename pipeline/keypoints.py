@@ -26,9 +26,9 @@ import pandas as pd
 
 from core.keypoints import VIDEO_KEYPOINTS, body_centre
 from core.video import VideoError
-from pipeline.frames import FramesOutput
+from pipeline.frames import FramesOutput, evenly_spaced
 from pipeline.keypoints_detect import detect_all, keypoint_settings, read_json_all
-from pipeline.keypoints_overlay import overlay_picks, overlay_sheet, overlay_video, people_picture, read_frames
+from pipeline.keypoints_overlay import overlay_sheet, overlay_video, people_picture, read_frames
 from pipeline.keypoints_people import (TrackInfo, candidates, choose_subject, hinted_track, link_tracks,
                                        subject_agreement, track_infos)
 from pipeline.keypoints_swaps import fix_swaps
@@ -167,7 +167,7 @@ def _draw_pictures(ctx: StageContext, cfg: KeypointsSettings, cams: list[str], c
     def draw(c: str, t: int) -> None:
         video = ctx.trial.videos[c]
         subject, others, people_seen = subjects[c], np.delete(tracks[c], t, axis=1), seen[c]
-        picks = overlay_picks(len(times[c]), cfg.overlay_frames)
+        picks = evenly_spaced(len(times[c]), cfg.overlay_frames)
         several = len(people_seen["people"]) > 1
         images = read_frames(video, set(picks) | ({people_seen["frame"]} if several else set()))
         if cfg.overlay_frames > 0:

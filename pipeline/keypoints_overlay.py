@@ -38,11 +38,6 @@ def annotate(img: np.ndarray, subject: np.ndarray, others: list[np.ndarray], lab
     return out
 
 
-def overlay_picks(n_frames: int, n_tiles: int) -> list[int]:
-    """The evenly spaced frame indices an overlay sheet of ``n_tiles`` shows."""
-    return sorted(set(np.linspace(0, n_frames - 1, n_tiles).round().astype(int).tolist())) if n_tiles > 0 else []
-
-
 def read_frames(video: Path, indices: set[int]) -> dict[int, np.ndarray]:
     """The images of frames ``indices`` of ``video`` (BGR), decoded in one pass that stops after the last."""
     images: dict[int, np.ndarray] = {}
@@ -59,7 +54,7 @@ def read_frames(video: Path, indices: set[int]) -> dict[int, np.ndarray]:
 
 def overlay_sheet(images: dict[int, np.ndarray], label: str, time_s: np.ndarray, subject: np.ndarray,
                   others: np.ndarray, tile_width: int = 240) -> np.ndarray:
-    """The frames ``images`` (index -> BGR, from ``overlay_picks``) with the subject in colour and other
+    """The frames ``images`` (index -> BGR, e.g. ``pipeline.frames.evenly_spaced``) with the subject in colour and other
     people in grey, side by side. subject: (frames, 20, 3); others: (frames, T, 20, 3)."""
     tiles = []
     for index in sorted(images):
