@@ -246,11 +246,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=RESULTS / "accuracy.json")
     ap.add_argument("--weights", type=Path, default=None,
                     help="augmenter weights to measure instead of the shipped ones (a .pt with its .json)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a config.yaml setting for every simulated session, e.g. --set ik.keypoint_weights='{\"*\": 5}' "
+                         "(repeatable; to measure an idea before it becomes the default)")
     args = ap.parse_args(argv)
     if not S4.is_dir():
         print(f"skipped: {S4} not present (the accuracy benchmark needs the shared mocap data)")
         return 0
-    from sessions.config import load_defaults
+    from sessions.config import apply_overrides, load_defaults, parse_set_args
 
     if args.quick:
         trials, cams, levels, seeds = (list(v) for v in QUICK.values())
@@ -262,8 +265,12 @@ def main(argv: list[str] | None = None) -> int:
     weights = (args.weights or DEFAULT_WEIGHTS).resolve()
     trained = trained_on(weights)
     held = set(trials) - set(trained) - set(TUNED_ON)
-    config = load_defaults()
-    overrides = {"augment": {"weights": str(weights)}} if args.weights else None
+    overrides = parse_set_args(args.set)
+    if args.weights:
+        overrides.setdefault("augment", {})["weights"] = str(weights)
+    # the references use the same settings as the sessions (their IK marker weights)
+    config = apply_overrides(load_defaults(), [("--set", overrides)]) if overrides else load_defaults()
+    overrides = overrides or None
     t0 = time.perf_counter()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -7,11 +7,20 @@ with a stored mean and std; outputs are multiplied by height and the reference a
 Two models run side by side: lower body (15 keypoints -> 35 markers) and upper body
 (7 keypoints -> 8 markers).
 
+Our own models can instead predict each marker relative to an anchor keypoint on the same body part
+(``anchors``, see ``marker_anchor``): the knee markers from the knee keypoint, the pelvis markers from
+the hips, and so on. Then the network only learns where a marker sits around the joint the cameras
+saw, and the pose itself comes straight from the keypoints: predicting absolute positions relative
+to the mid-hip, a network regresses unusual poses towards the ones it saw most (on a held-out deep
+squat the augmented thigh stopped ~9 deg short of the keypoints' own thigh angle).
+
 Our file format (``.pt``, read with ``torch.load(weights_only=True)``) holds, per model, its
-keypoint and marker names, hidden sizes, mean and std, and the torch state dict.
+keypoint and marker names, hidden sizes, mean and std, the anchors (absent: the mid-hip for every
+marker, as OpenCap's) and the torch state dict.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +45,24 @@ LOWER_MARKERS = ["r.ASIS_study", "L.ASIS_study", "r.PSIS_study", "L.PSIS_study",
                  "r_sh3_study", "L_sh1_study", "L_sh2_study", "L_sh3_study", "RHJC_study", "LHJC_study"]
 UPPER_MARKERS = ["r_lelbow_study", "r_melbow_study", "r_lwrist_study", "r_mwrist_study",
                  "L_lelbow_study", "L_melbow_study", "L_lwrist_study", "L_mwrist_study"]
+
+
+# The keypoint each _study marker is predicted from (the joint of the body part it sits on); the side is
+# the marker's own (r / R / L prefix). The foot markers hang on the ankle, not on the toe and heel points:
+# anchored on those, each foot point's own detector bias went straight into the foot's orientation (ankle
+# angle MAE on the accuracy benchmark, 2 phones realistic: 6.5-8.1 deg vs 5.7-7.5 anchored on the ankle).
+_ANCHOR_PATTERNS = [(r"ASIS|PSIS|HJC", "Hip"), (r"thigh\d|_m?knee", "Knee"), (r"_sh\d|_m?ankle|_toe|5meta|calc", "Ankle"),
+                    (r"shoulder", "Shoulder"), (r"C7", "Neck"), (r"elbow", "Elbow"), (r"wrist", "Wrist")]
+
+
+def marker_anchor(marker: str) -> str:
+    """The keypoint a _study marker is predicted relative to, e.g. 'r_mknee_study' -> 'RKnee', 'C7_study' -> 'Neck'."""
+    for pattern, joint in _ANCHOR_PATTERNS:
+        if re.search(pattern, marker):
+            if joint == "Neck":
+                return joint
+            return ("L" if marker.startswith("L") else "R") + joint
+    raise ValueError(f"no anchor keypoint known for marker {marker!r}")
 
 
 class AugmenterError(ValueError):
@@ -74,6 +101,9 @@ class Augmenter:
     std: np.ndarray
     net: LSTMAugmenterNet
     reference: str = "midHip"
+    # Per marker, the input keypoint its output is relative to (``marker_anchor``); None: the reference
+    # (midHip) for every marker, OpenCap's layout.
+    anchors: list[str] | None = None
 
     def standardised_inputs(self, keypoints_m: np.ndarray, names: list[str], height_m: float, mass_kg: float) -> np.ndarray:
         """(frames, features) model inputs from keypoints (frames, K, 3) metres named by ``names``."""
@@ -95,12 +125,19 @@ class Augmenter:
     def predict(self, keypoints_m: np.ndarray, names: list[str], height_m: float, mass_kg: float, device: str = "cpu") -> np.ndarray:
         """(frames, markers, 3) marker positions in metres."""
         raw = self.raw_outputs(self.standardised_inputs(keypoints_m, names, height_m, mass_kg), device)
-        return raw.reshape(len(raw), -1, 3) * height_m + hip_reference(keypoints_m, names)[:, None]
+        return raw.reshape(len(raw), -1, 3) * height_m + self.origins(keypoints_m, names)
+
+    def origins(self, keypoints_m: np.ndarray, names: list[str]) -> np.ndarray:
+        """(frames, markers or 1, 3) the points the outputs are relative to: each marker's anchor keypoint,
+        or the mid-hip reference for all."""
+        if self.anchors is None:
+            return hip_reference(keypoints_m, names)[:, None]
+        return keypoints_m[:, [names.index(a) for a in self.anchors]]
 
     def to_record(self) -> dict:
         return {"name": self.name, "keypoints": self.keypoints, "markers": self.markers, "hidden": self.hidden,
                 "reference": self.reference, "mean": torch.as_tensor(self.mean), "std": torch.as_tensor(self.std),
-                "state_dict": self.net.state_dict()}
+                "state_dict": self.net.state_dict(), **({"anchors": self.anchors} if self.anchors is not None else {})}
 
     @classmethod
     def from_record(cls, rec: dict) -> "Augmenter":
@@ -109,7 +146,8 @@ class Augmenter:
         net.load_state_dict(rec["state_dict"])
         net.eval()
         return cls(rec["name"], list(rec["keypoints"]), list(rec["markers"]), list(rec["hidden"]),
-                   rec["mean"].numpy().astype(np.float64), rec["std"].numpy().astype(np.float64), net, rec.get("reference", "midHip"))
+                   rec["mean"].numpy().astype(np.float64), rec["std"].numpy().astype(np.float64), net, rec.get("reference", "midHip"),
+                   list(rec["anchors"]) if rec.get("anchors") is not None else None)
 
 
 def save_augmenters(path: str | Path, models: list[Augmenter], meta: dict | None = None) -> Path:

@@ -19,7 +19,7 @@ import torch
 from tqdm import tqdm
 
 from models.augmenter import (LOWER_KEYPOINTS, LOWER_MARKERS, UPPER_KEYPOINTS, UPPER_MARKERS, Augmenter, LSTMAugmenterNet,
-                              hip_reference, save_augmenters)
+                              hip_reference, marker_anchor, save_augmenters)
 from models.augmenter_data import KEYPOINTS, MARKERS, DataSpec, Trial, make_trials
 from models.augmenter_replay import ReplaySource, ReplaySpec, replay_trials
 from models.augmenter_eval import held_out_errors
@@ -35,6 +35,8 @@ class TrainSpec:
     warmup_steps: int = 300
     max_tilt_deg: float = 4.0
     seed: int = 0
+    # Each marker learned relative to its anchor keypoint (models.augmenter.marker_anchor) rather than the mid-hip.
+    anchored: bool = True
 
 
 # The two models of our default weights: OpenCap's inputs and outputs, our own sizes and steps.
@@ -68,6 +70,7 @@ class WindowSampler:
     keypoints: list[str]
     markers: list[str]
     window: int
+    anchors: list[str] | None = None  # per marker, the keypoint its target is relative to (None: the mid-hip)
     rel_in: np.ndarray = field(init=False)
     rel_out: np.ndarray = field(init=False)
     height_m: np.ndarray = field(init=False)  # (frames,)
@@ -80,8 +83,10 @@ class WindowSampler:
         ins, outs, hs, ms, starts, offset = [], [], [], [], [], 0
         for t in trials:
             ref = hip_reference(t.keypoints_m, KEYPOINTS)[:, None]
+            # targets relative to what the network sees: the (noisy) keypoints
+            origin = ref if self.anchors is None else t.keypoints_m[:, [KEYPOINTS.index(a) for a in self.anchors]]
             ins.append(((t.keypoints_m[:, ki] - ref) / t.height_m).astype(np.float32))
-            outs.append(((t.markers_m[:, mi] - ref) / t.height_m).astype(np.float32))
+            outs.append(((t.markers_m[:, mi] - origin) / t.height_m).astype(np.float32))
             n = len(t.keypoints_m)
             hs.append(np.full(n, t.height_m, np.float32)), ms.append(np.full(n, t.mass_kg, np.float32))
             if n >= self.window:
@@ -123,7 +128,8 @@ def train_augmenter(name: str, keypoints: list[str], markers: list[str], trials:
     """Train one augmenter model; returns it (eval mode, on the CPU) and the loss history."""
     rng = np.random.default_rng(spec.seed)
     torch.manual_seed(spec.seed)
-    sampler = WindowSampler(keypoints, markers, spec.window).fill(trials)
+    anchors = [marker_anchor(m) for m in markers] if spec.anchored else None
+    sampler = WindowSampler(keypoints, markers, spec.window, anchors).fill(trials)
     mean, std = fit_standardisation(sampler, rng, spec.max_tilt_deg)
     net = LSTMAugmenterNet(3 * len(keypoints) + 2, spec.hidden, 3 * len(markers)).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=spec.lr)
@@ -148,7 +154,7 @@ def train_augmenter(name: str, keypoints: list[str], markers: list[str], trials:
             history.append({"step": step, "loss": running, "rms_mm": rms_mm, "lr": learning_rate(step, spec)})
             bar.set_postfix(rms_mm=f"{rms_mm:.1f}")
     net.eval()
-    aug = Augmenter(name, list(keypoints), list(markers), list(spec.hidden), mean, std, net.cpu())
+    aug = Augmenter(name, list(keypoints), list(markers), list(spec.hidden), mean, std, net.cpu(), anchors=anchors)
     log(f"trained {name}: {spec.steps} steps in {time.time() - t0:.0f} s, final running RMS {history[-1]['rms_mm']:.1f} mm")
     return aug, {"steps": history, "n_steps": spec.steps, "seconds": time.time() - t0, "frames": int(len(sampler.rel_in)),
                  "windows": int(len(sampler.starts))}

@@ -111,6 +111,8 @@ def run_scale(ctx: StageContext) -> None:
         set_name = marker_set_name(source)
         markers = [m for m in MARKER_SETS[set_name] if m in names]
         weights = resolve_weights(markers, ik_marker_weights(ctx.settings))
+        if source == "augmented":  # the triangulated keypoints next to the augmented markers
+            weights.update({k: w for k, w in keypoint_weights(cfg.keypoint_weights).items() if w > 0 and k in names})
         result = scale_with_measurements(measurements_for(set_name, names), weights, model, trc_path, ctx.out_dir,
                                          subject.height_m, subject.mass_kg, marker_set_xml=cfg.marker_set or None,
                                          time_range_s=window, window_s=cfg.static_window_s, name=SCALED)

@@ -141,6 +141,7 @@ class ScaleSettings(Section):
     static_window_s: float
     time_range_s: tuple[float, ...]
     warn_static_rms_mm: float
+    keypoint_weights: Mapping[str, float]
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import torch
 
 from biomech.trc import MarkerTable, read_trc, write_trc
 from models.augmenter import (LOWER_KEYPOINTS, LOWER_MARKERS, UPPER_KEYPOINTS, UPPER_MARKERS, Augmenter,
-                              AugmenterError, LSTMAugmenterNet, augment, load_augmenters, save_augmenters)
+                              AugmenterError, LSTMAugmenterNet, augment, load_augmenters, marker_anchor, save_augmenters)
 from pipeline.augment import augment_table
 from core.gaps import fill_gaps
 from tests.conftest import ROOT, SHARED_DATA, needs_shared
@@ -110,6 +110,37 @@ def test_save_load_round_trip(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"not a model")
     with pytest.raises(AugmenterError, match="junk.pt: not an augmenter file"):
         load_augmenters(tmp_path / "junk.pt")
+
+
+def test_every_marker_has_an_anchor_on_its_own_body_part_and_side():
+    assert marker_anchor("r_mknee_study") == "RKnee" and marker_anchor("L_thigh2_study") == "LKnee"
+    assert marker_anchor("r.ASIS_study") == "RHip" and marker_anchor("L.PSIS_study") == "LHip"
+    assert marker_anchor("RHJC_study") == "RHip" and marker_anchor("L_sh3_study") == "LAnkle"
+    assert marker_anchor("r_5meta_study") == "RAnkle" and marker_anchor("L_calc_study") == "LAnkle"
+    assert marker_anchor("C7_study") == "Neck" and marker_anchor("L_mwrist_study") == "LWrist"
+    for kps, mks in ((LOWER_KEYPOINTS, LOWER_MARKERS), (UPPER_KEYPOINTS, UPPER_MARKERS)):
+        anchors = [marker_anchor(m) for m in mks]
+        assert set(anchors) <= set(kps)
+    # the augment stage empties a marker where a keypoint it depends on was bridged: its anchor is one of them
+    from biomech.landmarks import marker_keypoints
+
+    depends = marker_keypoints()
+    assert all(marker_anchor(m) in depends[m] for m in LOWER_MARKERS + UPPER_MARKERS)
+    with pytest.raises(ValueError, match="no anchor keypoint known for marker 'nose'"):
+        marker_anchor("nose")
+
+
+def test_an_anchored_model_predicts_around_its_anchors_and_keeps_them_in_its_file(tmp_path):
+    lower = small_models()[0]
+    lower.anchors = [marker_anchor(m) for m in LOWER_MARKERS]
+    loaded = load_augmenters(save_augmenters(tmp_path / "a.pt", [lower]))[0]
+    assert loaded.anchors == lower.anchors
+    assert small_models()[0].anchors is None and load_augmenters(save_augmenters(tmp_path / "b.pt", small_models()))[0].anchors is None
+    kp = keypoint_table(frames=30)
+    pred = loaded.predict(kp.positions_m, kp.names, 1.7, 65.0)
+    raw = loaded.raw_outputs(loaded.standardised_inputs(kp.positions_m, kp.names, 1.7, 65.0)).reshape(30, -1, 3)
+    anchor = kp.positions_m[:, [kp.names.index(a) for a in lower.anchors]]
+    np.testing.assert_allclose(pred, anchor + 1.7 * raw, atol=1e-9)
 
 
 def test_augment_table_writes_all_markers_and_opens_in_opensim(tmp_path):
