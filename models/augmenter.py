@@ -50,7 +50,7 @@ UPPER_MARKERS = ["r_lelbow_study", "r_melbow_study", "r_lwrist_study", "r_mwrist
 # The keypoint each _study marker is predicted from (the joint of the body part it sits on); the side is
 # the marker's own (r / R / L prefix). The foot markers hang on the ankle, not on the toe and heel points:
 # anchored on those, each foot point's own detector bias went straight into the foot's orientation (ankle
-# angle MAE on the accuracy benchmark, 2 phones realistic: 6.5-8.1 deg vs 5.7-7.5 anchored on the ankle).
+# angle MAE on the accuracy benchmark, 2 phones realistic: 6.4-8.1 deg vs 5.7-7.5 anchored on the ankle).
 _ANCHOR_PATTERNS = [(r"ASIS|PSIS|HJC", "Hip"), (r"thigh\d|_m?knee", "Knee"), (r"_sh\d|_m?ankle|_toe|5meta|calc", "Ankle"),
                     (r"shoulder", "Shoulder"), (r"C7", "Neck"), (r"elbow", "Elbow"), (r"wrist", "Wrist")]
 
