@@ -65,6 +65,14 @@ def marker_anchor(marker: str) -> str:
     raise ValueError(f"no anchor keypoint known for marker {marker!r}")
 
 
+def output_origins(keypoints_m: np.ndarray, names: list[str], anchors: list[str] | None) -> np.ndarray:
+    """(frames, markers or 1, 3) the points a model's outputs are relative to, in training as in use: each
+    marker's anchor keypoint, or (``anchors`` None) the mid-hip reference for all."""
+    if anchors is None:
+        return hip_reference(keypoints_m, names)[:, None]
+    return keypoints_m[:, [names.index(a) for a in anchors]]
+
+
 class AugmenterError(ValueError):
     """Augmenter input or file that cannot be used; the message says which and what to do."""
 
@@ -128,11 +136,7 @@ class Augmenter:
         return raw.reshape(len(raw), -1, 3) * height_m + self.origins(keypoints_m, names)
 
     def origins(self, keypoints_m: np.ndarray, names: list[str]) -> np.ndarray:
-        """(frames, markers or 1, 3) the points the outputs are relative to: each marker's anchor keypoint,
-        or the mid-hip reference for all."""
-        if self.anchors is None:
-            return hip_reference(keypoints_m, names)[:, None]
-        return keypoints_m[:, [names.index(a) for a in self.anchors]]
+        return output_origins(keypoints_m, names, self.anchors)
 
     def to_record(self) -> dict:
         return {"name": self.name, "keypoints": self.keypoints, "markers": self.markers, "hidden": self.hidden,

@@ -19,7 +19,7 @@ import torch
 from tqdm import tqdm
 
 from models.augmenter import (LOWER_KEYPOINTS, LOWER_MARKERS, UPPER_KEYPOINTS, UPPER_MARKERS, Augmenter, LSTMAugmenterNet,
-                              hip_reference, marker_anchor, save_augmenters)
+                              hip_reference, marker_anchor, output_origins, save_augmenters)
 from models.augmenter_data import KEYPOINTS, MARKERS, DataSpec, Trial, make_trials
 from models.augmenter_replay import ReplaySource, ReplaySpec, replay_trials
 from models.augmenter_eval import held_out_errors
@@ -83,9 +83,9 @@ class WindowSampler:
         ins, outs, hs, ms, starts, offset = [], [], [], [], [], 0
         for t in trials:
             ref = hip_reference(t.keypoints_m, KEYPOINTS)[:, None]
-            # targets relative to what the network sees: the (noisy) keypoints
-            origin = ref if self.anchors is None else t.keypoints_m[:, [KEYPOINTS.index(a) for a in self.anchors]]
             ins.append(((t.keypoints_m[:, ki] - ref) / t.height_m).astype(np.float32))
+            # targets relative to what the network sees: the (noisy) keypoints
+            origin = output_origins(t.keypoints_m, KEYPOINTS, self.anchors)
             outs.append(((t.markers_m[:, mi] - origin) / t.height_m).astype(np.float32))
             n = len(t.keypoints_m)
             hs.append(np.full(n, t.height_m, np.float32)), ms.append(np.full(n, t.mass_kg, np.float32))

@@ -118,8 +118,8 @@ def test_accuracy_benchmark_quick_regression(tmp_path):
 
     # measured (2026-12-03, anchored weights): worst side knee 5.9 / hip 6.3 against (a), knee 3.2 / hip 5.6
     # against (b); markers 25.0 mm offset-removed; sync 1.5 ms (mid-hip-relative weights before: knee 6.8 /
-    # hip 7.7, knee 4.1 / hip 6.9; before recorded movement: knee 4.9 / hip 12.1, knee 2.7 / hip 10.4). The hip depends much on the draw of the 25 mm hip-keypoint
-    # biases and on the training run (another run of the same recipe: hip 6.0, knee 5.0), hence the margin.
+    # hip 7.7, knee 4.1 / hip 6.9; before recorded movement: knee 4.9 / hip 12.1, knee 2.7 / hip 10.4).
+    # The hip depends much on the draw of the 25 mm hip-keypoint biases and on the training run (another run of the same recipe: hip 6.0, knee 5.0), hence the margin.
     assert both(a, "knee_angle") <= 8.0
     assert both(a, "hip_flexion") <= 10.0
     assert both(b, "knee_angle") <= 5.0
