@@ -19,7 +19,9 @@ from biomech.ik import resolve_weights
 from biomech.landmarks import MARKER_SETS
 from biomech.measurements import measurements_for
 from biomech.model_builder import DEFAULT_MODEL
+from biomech.opensim_env import load_model
 from biomech.scaling import scale_with_measurements, scale_with_setup
+from biomech.synthetic_motion import coordinate_names
 from biomech.trc import read_trc
 from pipeline.augment import AugmentOutput
 from pipeline.filter import FilterOutput
@@ -83,6 +85,15 @@ def keypoint_weights(patterns: Mapping[str, float]) -> dict[str, float]:
     return resolve_weights(list(MARKER_SETS["video"]), pats, default=0.0) if pats else {}
 
 
+def static_pulls(model: Path, patterns: Mapping[str, float]) -> dict[str, float]:
+    """scale.static_coordinate_weights resolved to the model's coordinates (name -> weight > 0)."""
+    if not patterns:
+        return {}
+    names = coordinate_names(load_model(model))
+    return {n: w for n, w in resolve_weights(names, {str(k): float(v) for k, v in patterns.items()}, default=0.0).items()
+            if w > 0}
+
+
 def marker_set_name(source: str) -> str:
     return "study" if source == "augmented" else "video"
 
@@ -115,7 +126,8 @@ def run_scale(ctx: StageContext) -> None:
             weights.update({k: w for k, w in keypoint_weights(cfg.keypoint_weights).items() if w > 0 and k in names})
         result = scale_with_measurements(measurements_for(set_name, names), weights, model, trc_path, ctx.out_dir,
                                          subject.height_m, subject.mass_kg, marker_set_xml=cfg.marker_set or None,
-                                         time_range_s=window, window_s=cfg.static_window_s, name=SCALED)
+                                         time_range_s=window, window_s=cfg.static_window_s, name=SCALED,
+                                         coordinate_weights=static_pulls(model, cfg.static_coordinate_weights))
     summary = result.summary()
     ctx.summary.update(markers=source, **{k: summary[k] for k in ("time_range_s", "static_marker_rms_mm", "static_marker_max_mm")},
                        message=f"{source} markers, static pose RMS {summary['static_marker_rms_mm']} mm "

@@ -60,7 +60,8 @@ def _type_ok(default: Any, value: Any) -> bool:
 
 
 # Sections whose keys are the user's own names (marker names or patterns), not a fixed schema.
-OPEN_SECTIONS = {"ik.marker_weights", "ik.video_coordinate_weights", "ik.keypoint_weights", "scale.keypoint_weights"}
+OPEN_SECTIONS = {"ik.marker_weights", "ik.video_coordinate_weights", "ik.keypoint_weights", "scale.keypoint_weights",
+                "scale.static_coordinate_weights"}
 
 
 def _merge(base: dict, over: dict, source: str, known: list[str], prefix: str, problems: list[str]) -> None:

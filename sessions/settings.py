@@ -142,6 +142,7 @@ class ScaleSettings(Section):
     time_range_s: tuple[float, ...]
     warn_static_rms_mm: float
     keypoint_weights: Mapping[str, float]
+    static_coordinate_weights: Mapping[str, float]
 
 
 @dataclass(frozen=True)

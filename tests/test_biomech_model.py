@@ -211,3 +211,33 @@ def test_model_marker_positions_follow_motion(model):
     motion = squat_motion(model, duration_s=0.2, rate_hz=50.0)
     pos = model_marker_positions(model, motion, ["RKnee", "nope"])
     assert pos.shape == (10, 2, 3) and np.isnan(pos[:, 1]).all() and np.isfinite(pos[:, 0]).all()
+
+
+def test_static_coordinate_pulls_keep_a_biased_foot_from_tilting_the_standing_pose(model, tmp_path):
+    """A subject stands at neutral, but the toe markers read 2 cm high (a detector's constant bias): without
+    help the static pose dorsiflexes the ankles to follow them, and marker placement bakes that angle into every
+    trial; weak pulls of knee and ankle towards neutral (scale.static_coordinate_weights) keep the pose upright."""
+    model_path = tmp_path / "generic.osim"
+    model.printToXML(str(model_path))
+    still = squat_motion(model, duration_s=1.0, rate_hz=50.0, depth_deg=0.0)
+    still.values[:] = 0.0
+    still.values[:, still.names.index("pelvis_ty")] = 0.95
+    names = list(MARKER_SETS["study"])
+    static = markers_from_motion(model, still, names)
+    for i, n in enumerate(names):
+        if "toe" in n or "5meta" in n:
+            static.positions_m[:, i, 1] += 0.02
+    write_trc(tmp_path / "static.trc", static)
+
+    def static_ankle_deg(out: str, pulls: dict[str, float] | None) -> float:
+        result = scale_with_measurements(measurements_for("study", set(names)), {n: 1.0 for n in names}, model_path,
+                                         tmp_path / "static.trc", tmp_path / out, 1.80, 80.0, window_s=0.5,
+                                         coordinate_weights=pulls)
+        pose = read_mot(result.model_path.with_name("scaled_static.mot"))
+        cols = [j for j, n in enumerate(pose.names) if "/ankle_angle_" in n and n.endswith("/value")]
+        return float(np.degrees(np.abs(pose.values[0, cols]).max()))
+
+    free = static_ankle_deg("free", None)
+    pulled = static_ankle_deg("pulled", {"knee_angle_r": 0.1, "knee_angle_l": 0.1,
+                                         "ankle_angle_r": 0.1, "ankle_angle_l": 0.1})
+    assert free > 3.0 and pulled < free / 3, (free, pulled)

@@ -149,3 +149,43 @@ def test_still_subject_gives_a_warning_that_says_what_to_record():
     res = synchronise([sig(still), sig(still + 0)], replace(SETTINGS.sync, max_lag_s=1.0))
     assert res.confidence[1] < 0.3
     assert any("hardly moves" in w and "short, clear movement at the start" in w for w in res.warnings)
+
+
+STRIDE_S = 1.1
+
+
+def _walker(t: np.ndarray) -> np.ndarray:
+    """(frames, 20, 3) pixels and confidence of a person walking across the image: each foot still in
+    stance and swinging forward for 40 % of the stride, the left half a stride after the right; knees
+    halfway between foot and body, arms swinging against the legs."""
+    from core.keypoints import VIDEO_KEYPOINTS
+
+    def foot(phase0: float) -> np.ndarray:
+        c = t / STRIDE_S + phase0
+        return np.floor(c) + 0.5 - 0.5 * np.cos(np.pi * np.clip((c % 1.0) / 0.4, 0, 1))
+
+    body = t / STRIDE_S
+    kp = np.zeros((len(t), 20, 3))
+    kp[..., 2] = 0.9
+    for j, name in enumerate(VIDEO_KEYPOINTS):
+        phase = 0.5 if name.startswith("L") else 0.0
+        if any(s in name for s in ("Ankle", "Heel", "Toe")):
+            x = foot(phase)
+        elif "Knee" in name:
+            x = 0.5 * (foot(phase) + body)
+        else:
+            x = body + (0.05 * np.sin(2 * np.pi * (body + phase + 0.5)) if name[1:] in ("Wrist", "Elbow") else 0.0)
+        kp[:, j, 0] = 200 + 300 * x
+        kp[:, j, 1] = 300 + 30 * j
+    return kp
+
+
+@pytest.mark.parametrize("late_s, frames", [(0.1, (70, 60)), (0.196, (67, 55)), (-0.15, (60, 70))])
+def test_sync_of_a_short_walking_trial_is_not_fooled_by_mirrored_steps(late_s, frames):
+    """Two steps filmed by phones that start late and stop early: the second phone's labels mirrored and
+    shifted by half a stride match its signal as well, over less of the trial, and must not win
+    (they did, by 0.55 s, on the benchmark's 1.1 s walking trial)."""
+    t1, t2 = (np.arange(n) / 60.0 for n in frames)
+    sigs = [speed_signal(t, _walker(t + start), SETTINGS.sync, SETTINGS.sync.rate_hz)
+            for t, start in ((t1, 0.0), (t2, late_s))]
+    assert synchronise(sigs, SETTINGS.sync).offsets_s[1] == pytest.approx(late_s, abs=0.005)
