@@ -111,12 +111,17 @@ def marker_task(name: str, weight: float) -> osim.IKMarkerTask:
     return task
 
 
-def neutral_task(coordinate: str, weight: float) -> osim.IKCoordinateTask:
-    """A weak pull of a coordinate towards its default value (for what the markers cannot see)."""
+def neutral_task(coordinate: str, weight: float, value_rad: float | None = None) -> osim.IKCoordinateTask:
+    """A weak pull of a coordinate towards its default value, or ``value_rad`` when given (for what the
+    markers cannot see)."""
     task = osim.IKCoordinateTask()
     task.setName(coordinate)
     task.setWeight(float(weight))
-    task.setValueType(osim.IKCoordinateTask.DefaultValue)
+    if value_rad is None:
+        task.setValueType(osim.IKCoordinateTask.DefaultValue)
+    else:
+        task.setValueType(osim.IKCoordinateTask.ManualValue)
+        task.setValue(float(value_rad))
     task.setApply(True)
     return task
 

@@ -108,10 +108,12 @@ def _measurement_markers(tool: osim.ScaleTool) -> list[str]:
 
 
 def build_scale_tool(measurements: list[Measurement], weights: dict[str, float],
-                     coordinate_weights: dict[str, float] | None = None) -> osim.ScaleTool:
+                     coordinate_weights: dict[str, float] | None = None,
+                     coordinate_targets_rad: dict[str, float] | None = None) -> osim.ScaleTool:
     """A ScaleTool with our measurement set and the marker weights for the static pose solve;
     ``coordinate_weights`` (coordinate name -> weight) add weak pulls of the static pose towards the
-    coordinates' default (neutral) values, for degrees of freedom the markers do not fix."""
+    coordinates' default (neutral) values, or towards ``coordinate_targets_rad`` (name -> radians) where
+    given, for degrees of freedom the markers do not fix."""
     tool = osim.ScaleTool()
     mset = osim.MeasurementSet()
     for m in measurements:
@@ -140,7 +142,7 @@ def build_scale_tool(measurements: list[Measurement], weights: dict[str, float],
         placer_tasks.cloneAndAppend(marker_task(name, w))
     for name, w in (coordinate_weights or {}).items():
         if w > 0:
-            placer_tasks.cloneAndAppend(neutral_task(name, w))
+            placer_tasks.cloneAndAppend(neutral_task(name, w, (coordinate_targets_rad or {}).get(name)))
     return tool
 
 
@@ -289,11 +291,13 @@ def scale_with_measurements(
     height_m: float,
     mass_kg: float,
     coordinate_weights: dict[str, float] | None = None,
+    coordinate_targets_rad: dict[str, float] | None = None,
     **kwargs,
 ) -> ScaleResult:
     """Scale ``model_path`` with our measurement definitions (see ``biomech.measurements``);
-    ``coordinate_weights``: see ``build_scale_tool`` (names the model lacks are dropped)."""
+    ``coordinate_weights``, ``coordinate_targets_rad``: see ``build_scale_tool``."""
     if not measurements:
         raise ScaleError(f"{static_trc}: none of the scaling measurements can be made with this trial's markers")
-    return run_scale(build_scale_tool(measurements, weights, coordinate_weights), model_path, static_trc, out_dir,
+    return run_scale(build_scale_tool(measurements, weights, coordinate_weights, coordinate_targets_rad), model_path,
+                     static_trc, out_dir,
                      height_m, mass_kg, **kwargs)

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+import numpy as np
+
 from biomech.ik import resolve_weights
 from biomech.landmarks import MARKER_SETS
 from biomech.measurements import measurements_for
@@ -94,6 +96,16 @@ def static_pulls(model: Path, patterns: Mapping[str, float]) -> dict[str, float]
             if w > 0}
 
 
+def static_targets_rad(model: Path, patterns: Mapping[str, float]) -> dict[str, float]:
+    """scale.static_coordinate_targets_deg resolved to the model's coordinates (name -> radians); the
+    coordinates not named are pulled towards their default values."""
+    if not patterns:
+        return {}
+    pats = {str(k): float(v) for k, v in patterns.items()}
+    hits = resolve_weights(coordinate_names(load_model(model)), pats, default=np.nan)
+    return {n: float(np.radians(v)) for n, v in hits.items() if np.isfinite(v)}
+
+
 def marker_set_name(source: str) -> str:
     return "study" if source == "augmented" else "video"
 
@@ -127,7 +139,8 @@ def run_scale(ctx: StageContext) -> None:
         result = scale_with_measurements(measurements_for(set_name, names), weights, model, trc_path, ctx.out_dir,
                                          subject.height_m, subject.mass_kg, marker_set_xml=cfg.marker_set or None,
                                          time_range_s=window, window_s=cfg.static_window_s, name=SCALED,
-                                         coordinate_weights=static_pulls(model, cfg.static_coordinate_weights))
+                                         coordinate_weights=static_pulls(model, cfg.static_coordinate_weights),
+                                         coordinate_targets_rad=static_targets_rad(model, cfg.static_coordinate_targets_deg))
     summary = result.summary()
     ctx.summary.update(markers=source, **{k: summary[k] for k in ("time_range_s", "static_marker_rms_mm", "static_marker_max_mm")},
                        message=f"{source} markers, static pose RMS {summary['static_marker_rms_mm']} mm "

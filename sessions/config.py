@@ -61,14 +61,18 @@ def _type_ok(default: Any, value: Any) -> bool:
 
 # Sections whose keys are the user's own names (marker names or patterns), not a fixed schema.
 OPEN_SECTIONS = {"ik.marker_weights", "ik.video_coordinate_weights", "ik.keypoint_weights", "scale.keypoint_weights",
-                "scale.static_coordinate_weights"}
+                "scale.static_coordinate_weights", "scale.static_coordinate_targets_deg"}
+# Open sections whose values are angles (any number) instead of weights (>= 0).
+ANGLE_SECTIONS = {"scale.static_coordinate_targets_deg"}
 
 
 def _merge(base: dict, over: dict, source: str, known: list[str], prefix: str, problems: list[str]) -> None:
     if prefix.rstrip(".") in OPEN_SECTIONS:
+        angles = prefix.rstrip(".") in ANGLE_SECTIONS
         for key, value in over.items():
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                problems.append(f"{source}: '{prefix}{key}' must be a weight >= 0, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or (value < 0 and not angles):
+                problems.append(f"{source}: '{prefix}{key}' must be " + ("an angle in degrees" if angles else "a weight >= 0")
+                                + f", got {value!r}")
             else:
                 base[str(key)] = float(value)
         return

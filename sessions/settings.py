@@ -143,6 +143,7 @@ class ScaleSettings(Section):
     warn_static_rms_mm: float
     keypoint_weights: Mapping[str, float]
     static_coordinate_weights: Mapping[str, float]
+    static_coordinate_targets_deg: Mapping[str, float]
 
 
 @dataclass(frozen=True)

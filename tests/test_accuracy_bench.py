@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 from bench.accuracy import coordinate_errors
 from bench.lab_sessions import HELD_OUT, S4, lab_training_data, training_trials
 from biomech.mot import CoordinateTable
-from pipeline.scale import keypoint_weights, static_pulls
+from pipeline.scale import keypoint_weights, static_pulls, static_targets_rad
 
 needs_lab = pytest.mark.skipif(not S4.is_dir(), reason=f"{S4} not present (shared Subject 4 mocap data)")
 
@@ -63,6 +63,10 @@ def test_static_pulls_resolve_to_the_models_coordinates():
     assert static_pulls(DEFAULT_MODEL, {}) == {}
     pulls = static_pulls(DEFAULT_MODEL, {"ankle_angle_r": 0.3, "knee_angle_*": 0.1, "ankle_angle_*": 0.1, "no_such_*": 1})
     assert pulls == {"knee_angle_r": 0.1, "knee_angle_l": 0.1, "ankle_angle_r": 0.3, "ankle_angle_l": 0.1}
+    assert static_targets_rad(DEFAULT_MODEL, {}) == {}
+    targets = static_targets_rad(DEFAULT_MODEL, {"pro_sup_*": 130.0, "ankle_angle_l": -5})
+    assert set(targets) == {"pro_sup_r", "pro_sup_l", "ankle_angle_l"}
+    assert np.degrees(targets["pro_sup_r"]) == pytest.approx(130.0) and np.degrees(targets["ankle_angle_l"]) == pytest.approx(-5)
 
 
 @needs_lab

@@ -229,15 +229,18 @@ def test_static_coordinate_pulls_keep_a_biased_foot_from_tilting_the_standing_po
             static.positions_m[:, i, 1] += 0.02
     write_trc(tmp_path / "static.trc", static)
 
-    def static_ankle_deg(out: str, pulls: dict[str, float] | None) -> float:
+    def static_ankles_deg(out: str, pulls: dict[str, float] | None, targets: dict[str, float] | None = None):
         result = scale_with_measurements(measurements_for("study", set(names)), {n: 1.0 for n in names}, model_path,
                                          tmp_path / "static.trc", tmp_path / out, 1.80, 80.0, window_s=0.5,
-                                         coordinate_weights=pulls)
+                                         coordinate_weights=pulls, coordinate_targets_rad=targets)
         pose = read_mot(result.model_path.with_name("scaled_static.mot"))
         cols = [j for j, n in enumerate(pose.names) if "/ankle_angle_" in n and n.endswith("/value")]
-        return float(np.degrees(np.abs(pose.values[0, cols]).max()))
+        return np.degrees(pose.values[0, cols])
 
-    free = static_ankle_deg("free", None)
-    pulled = static_ankle_deg("pulled", {"knee_angle_r": 0.1, "knee_angle_l": 0.1,
-                                         "ankle_angle_r": 0.1, "ankle_angle_l": 0.1})
+    pulls = {"knee_angle_r": 0.1, "knee_angle_l": 0.1, "ankle_angle_r": 0.1, "ankle_angle_l": 0.1}
+    free = np.abs(static_ankles_deg("free", None)).max()
+    pulled = np.abs(static_ankles_deg("pulled", pulls)).max()
     assert free > 3.0 and pulled < free / 3, (free, pulled)
+    # towards a target instead of the default value (scale.static_coordinate_targets_deg)
+    aimed = static_ankles_deg("aimed", pulls, {"ankle_angle_r": np.radians(-8.0), "ankle_angle_l": np.radians(-8.0)})
+    assert np.abs(aimed + 8.0).max() < 1.5, aimed

@@ -95,3 +95,17 @@ def undocumented_keys(text: str) -> list[str]:
 def test_every_setting_is_documented_in_config_yaml():
     assert undocumented_keys("a:\n  # what b and c do\n  b: 1\n  c: 2\n\n  d: 3\nz:\n  e: 4\n") == ["d", "e"]
     assert not undocumented_keys(DEFAULT_CONFIG_PATH.read_text()), "config.yaml keys without a comment"
+
+
+def test_open_sections_take_weights_or_angles():
+    """Weight sections refuse negative values; the static pose's target angles may be negative; both merge
+    into the defaults (a pattern set to 0 turns a default pull off)."""
+    cfg = apply_overrides(load_defaults(), [("--set", {"scale": {"static_coordinate_targets_deg": {"ankle_angle_r": -5},
+                                                                 "static_coordinate_weights": {"knee_angle_*": 0}}})])
+    assert cfg["scale"]["static_coordinate_targets_deg"]["ankle_angle_r"] == -5.0
+    assert cfg["scale"]["static_coordinate_weights"]["knee_angle_*"] == 0.0
+    assert cfg["scale"]["static_coordinate_weights"]["ankle_angle_*"] > 0  # the other defaults stay
+    with pytest.raises(ConfigError, match="'scale.static_coordinate_weights.knee_angle_r' must be a weight >= 0"):
+        apply_overrides(load_defaults(), [("--set", {"scale": {"static_coordinate_weights": {"knee_angle_r": -1}}})])
+    with pytest.raises(ConfigError, match="must be an angle in degrees"):
+        apply_overrides(load_defaults(), [("--set", {"scale": {"static_coordinate_targets_deg": {"pro_sup_r": "palm in"}}})])
