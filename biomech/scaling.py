@@ -298,6 +298,5 @@ def scale_with_measurements(
     ``coordinate_weights``, ``coordinate_targets_rad``: see ``build_scale_tool``."""
     if not measurements:
         raise ScaleError(f"{static_trc}: none of the scaling measurements can be made with this trial's markers")
-    return run_scale(build_scale_tool(measurements, weights, coordinate_weights, coordinate_targets_rad), model_path,
-                     static_trc, out_dir,
-                     height_m, mass_kg, **kwargs)
+    tool = build_scale_tool(measurements, weights, coordinate_weights, coordinate_targets_rad)
+    return run_scale(tool, model_path, static_trc, out_dir, height_m, mass_kg, **kwargs)
