@@ -81,6 +81,13 @@ def resolve_weights(
     return out
 
 
+def named_values(names: list[str], patterns: dict[str, float]) -> dict[str, float]:
+    """The ``names`` that ``patterns`` (names or * ? patterns -> value) give a value, as ``resolve_weights``
+    picks it (exact name first, then the first matching pattern); names no entry matches are left out."""
+    hits = resolve_weights(names, {str(k): float(v) for k, v in patterns.items()}, default=np.nan)
+    return {n: v for n, v in hits.items() if np.isfinite(v)}
+
+
 def setup_weights(setup_xml: str | Path) -> dict[str, float]:
     """Marker weights of an OpenSim IK (or scale) setup file's IKTaskSet; unapplied tasks get 0."""
     setup_xml = Path(setup_xml)

@@ -18,12 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from biomech.compare import CompareError, marker_coverage, marker_set_names
-from biomech.ik import IkResult, resolve_weights, run_ik, setup_weights
+from biomech.ik import IkResult, named_values, resolve_weights, run_ik, setup_weights
 from biomech.landmarks import MARKER_SETS
 from biomech.measurements import measurements_for
 from biomech.model_builder import DEFAULT_MODEL, MODEL_NAME
 from biomech.mot import CoordinateTable, read_mot
+from biomech.opensim_env import load_model
 from biomech.scaling import ScaleResult, scale_with_measurements, scale_with_setup
+from biomech.synthetic_motion import coordinate_names
 from biomech.trc import read_trc
 
 MOCAP_MARKER_SET = DEFAULT_MODEL.parent / f"{MODEL_NAME}_markers_mocap.xml"
@@ -89,7 +91,8 @@ def solve_mocap(
         static_names = set(read_trc(static_trc).names)
         markers = list(MARKER_SETS[marker_set])
         w = resolve_weights(markers, weights, base=setup_weights(ik_setup) if ik_setup else None)
-        pulls = _expand(VIDEO_STATIC_COORDINATE_WEIGHTS, model) if marker_set == "video" else None
+        pulls = (named_values(coordinate_names(load_model(Path(model))), VIDEO_STATIC_COORDINATE_WEIGHTS)
+                 if marker_set == "video" else None)
         scaled = scale_with_measurements(measurements_for(marker_set, static_names), w, model, static_trc, out_dir,
                                          height_m, mass_kg, window_s=REFERENCE_STATIC_WINDOW_S,
                                          marker_set_xml=marker_set_xml, name="mocap_scaled",
@@ -97,19 +100,6 @@ def solve_mocap(
     ik = run_ik(scaled.model_path, trial_trc, out_dir, name=name or f"{Path(trial_trc).stem}_mocap",
                 weights=weights, setup_xml=ik_setup, time_range_s=time_range_s, coordinate_weights=coordinate_weights)
     return scaled, ik
-
-
-def _expand(patterns: dict[str, float], model: str | Path) -> dict[str, float]:
-    """Coordinate name patterns -> the model's coordinate names (first matching pattern wins)."""
-    import fnmatch
-
-    from biomech.opensim_env import load_model
-
-    m = load_model(Path(model))  # keep the model alive while its coordinate set is read
-    cs = m.getCoordinateSet()
-    names = [cs.get(i).getName() for i in range(cs.getSize())]
-    return {n: next(w for p, w in patterns.items() if fnmatch.fnmatchcase(n, p))
-            for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)}
 
 
 @dataclass

@@ -17,7 +17,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from biomech.ik import resolve_weights
+from biomech.ik import named_values, resolve_weights
 from biomech.landmarks import MARKER_SETS
 from biomech.measurements import measurements_for
 from biomech.model_builder import DEFAULT_MODEL
@@ -87,23 +87,15 @@ def keypoint_weights(patterns: Mapping[str, float]) -> dict[str, float]:
     return resolve_weights(list(MARKER_SETS["video"]), pats, default=0.0) if pats else {}
 
 
-def static_pulls(model: Path, patterns: Mapping[str, float]) -> dict[str, float]:
-    """scale.static_coordinate_weights resolved to the model's coordinates (name -> weight > 0)."""
-    if not patterns:
-        return {}
-    names = coordinate_names(load_model(model))
-    return {n: w for n, w in resolve_weights(names, {str(k): float(v) for k, v in patterns.items()}, default=0.0).items()
-            if w > 0}
+def static_pulls(coordinates: list[str], patterns: Mapping[str, float]) -> dict[str, float]:
+    """scale.static_coordinate_weights resolved to the model's ``coordinates`` (name -> weight > 0)."""
+    return {n: w for n, w in named_values(coordinates, dict(patterns)).items() if w > 0}
 
 
-def static_targets_rad(model: Path, patterns: Mapping[str, float]) -> dict[str, float]:
-    """scale.static_coordinate_targets_deg resolved to the model's coordinates (name -> radians); the
+def static_targets_rad(coordinates: list[str], patterns: Mapping[str, float]) -> dict[str, float]:
+    """scale.static_coordinate_targets_deg resolved to the model's ``coordinates`` (name -> radians); the
     coordinates not named are pulled towards their default values."""
-    if not patterns:
-        return {}
-    pats = {str(k): float(v) for k, v in patterns.items()}
-    hits = resolve_weights(coordinate_names(load_model(model)), pats, default=np.nan)
-    return {n: float(np.radians(v)) for n, v in hits.items() if np.isfinite(v)}
+    return {n: float(np.radians(v)) for n, v in named_values(coordinates, dict(patterns)).items()}
 
 
 def marker_set_name(source: str) -> str:
@@ -136,11 +128,13 @@ def run_scale(ctx: StageContext) -> None:
         weights = resolve_weights(markers, ik_marker_weights(ctx.settings))
         if source == "augmented":  # the triangulated keypoints next to the augmented markers
             weights.update({k: w for k, w in keypoint_weights(cfg.keypoint_weights).items() if w > 0 and k in names})
+        coordinates = coordinate_names(load_model(model)) if cfg.static_coordinate_weights else []
         result = scale_with_measurements(measurements_for(set_name, names), weights, model, trc_path, ctx.out_dir,
                                          subject.height_m, subject.mass_kg, marker_set_xml=cfg.marker_set or None,
                                          time_range_s=window, window_s=cfg.static_window_s, name=SCALED,
-                                         coordinate_weights=static_pulls(model, cfg.static_coordinate_weights),
-                                         coordinate_targets_rad=static_targets_rad(model, cfg.static_coordinate_targets_deg))
+                                         coordinate_weights=static_pulls(coordinates, cfg.static_coordinate_weights),
+                                         coordinate_targets_rad=static_targets_rad(coordinates,
+                                                                                   cfg.static_coordinate_targets_deg))
     summary = result.summary()
     ctx.summary.update(markers=source, **{k: summary[k] for k in ("time_range_s", "static_marker_rms_mm", "static_marker_max_mm")},
                        message=f"{source} markers, static pose RMS {summary['static_marker_rms_mm']} mm "

@@ -59,12 +59,15 @@ def test_keypoint_weights_patterns():
 
 def test_static_pulls_resolve_to_the_models_coordinates():
     from biomech.model_builder import DEFAULT_MODEL
+    from biomech.opensim_env import load_model
+    from biomech.synthetic_motion import coordinate_names
 
-    assert static_pulls(DEFAULT_MODEL, {}) == {}
-    pulls = static_pulls(DEFAULT_MODEL, {"ankle_angle_r": 0.3, "knee_angle_*": 0.1, "ankle_angle_*": 0.1, "no_such_*": 1})
+    coords = coordinate_names(load_model(DEFAULT_MODEL))
+    assert static_pulls(coords, {}) == {}
+    pulls = static_pulls(coords, {"ankle_angle_r": 0.3, "knee_angle_*": 0.1, "ankle_angle_*": 0.1, "no_such_*": 1})
     assert pulls == {"knee_angle_r": 0.1, "knee_angle_l": 0.1, "ankle_angle_r": 0.3, "ankle_angle_l": 0.1}
-    assert static_targets_rad(DEFAULT_MODEL, {}) == {}
-    targets = static_targets_rad(DEFAULT_MODEL, {"pro_sup_*": 130.0, "ankle_angle_l": -5})
+    assert static_targets_rad(coords, {}) == {}
+    targets = static_targets_rad(coords, {"pro_sup_*": 130.0, "ankle_angle_l": -5})
     assert set(targets) == {"pro_sup_r", "pro_sup_l", "ankle_angle_l"}
     assert np.degrees(targets["pro_sup_r"]) == pytest.approx(130.0) and np.degrees(targets["ankle_angle_l"]) == pytest.approx(-5)
 
