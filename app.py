@@ -275,8 +275,15 @@ def cmd_augmenter_train(args: argparse.Namespace) -> int:
             print(f"warning: {S4} not found: training on the motion library only, without recorded movement "
                   "(--replay-subjects 0 says so and silences this)", file=sys.stderr)
         else:
-            trials = training_trials()
-            print(f"solving our model on the lab's mocap of {len(trials)} trials (held out: the benchmark's) ...")
+            left_out = [t for t in args.leave_out.split(",") if t]
+            unknown = sorted(set(left_out) - set(training_trials()))
+            if unknown:
+                print(f"error: --leave-out {','.join(unknown)}: not among the shared training trials "
+                      f"({', '.join(training_trials())})", file=sys.stderr)
+                return EXIT_BAD_INPUT
+            trials = [t for t in training_trials() if t not in left_out]
+            print(f"solving our model on the lab's mocap of {len(trials)} trials (held out: the benchmark's"
+                  + (f" and {', '.join(left_out)}" if left_out else "") + ") ...")
             with tempfile.TemporaryDirectory() as tmp:
                 sources, shifts = lab_training_data(trials, tmp, ik_marker_weights(default_settings()))
             if args.detector_definitions:
@@ -461,6 +468,10 @@ def build_parser() -> argparse.ArgumentParser:
     at.add_argument("--trials", type=int, default=8, help="trials (movements) per subject")
     at.add_argument("--replay-subjects", type=int, default=80,
                     help="synthetic bodies replaying the shared lab trials' recorded movement (0: motion library only)")
+    at.add_argument("--leave-out", default="",
+                    help="shared trials (comma-separated) kept out of the replayed movement besides the benchmark's "
+                         "held-out ones, e.g. the tuning trials, so that settings can be tuned on movement the "
+                         "augmenter has not seen")
     at.add_argument("--detector-definitions", action="store_true",
                     help="place the training keypoints where OpenCap's detector definitions put them (measured on the "
                          "shared lab subject) instead of at our joint centres; not the default (see README)")

@@ -148,3 +148,16 @@ def test_shipped_weights_are_ours_and_accurate_on_new_subjects():
     assert exact["all"] < 20.0, exact["groups"]
     assert noisy["all"] < 30.0, noisy["groups"]
     assert max(exact["groups"].values()) < 35.0
+
+
+def test_train_refuses_to_leave_out_a_trial_it_does_not_have(capsys):
+    """--leave-out names shared training trials; a typo (or a held-out trial) is bad input, not a silent no-op."""
+    from bench.lab_sessions import HELD_OUT, S4
+    import app
+
+    if not S4.is_dir():
+        pytest.skip(f"{S4} not present")
+    for bad in ("squats9", HELD_OUT[0]):
+        assert app.main(["augmenter", "train", "--leave-out", f"DJ2,{bad}", "--out", "unused.pt"]) == 2
+        err = capsys.readouterr().err
+        assert f"--leave-out {bad}" in err and "DJ2, " in err
