@@ -275,13 +275,14 @@ def cmd_augmenter_train(args: argparse.Namespace) -> int:
             print(f"warning: {S4} not found: training on the motion library only, without recorded movement "
                   "(--replay-subjects 0 says so and silences this)", file=sys.stderr)
         else:
+            available = training_trials()
             left_out = [t for t in args.leave_out.split(",") if t]
-            unknown = sorted(set(left_out) - set(training_trials()))
+            unknown = sorted(set(left_out) - set(available))
             if unknown:
                 print(f"error: --leave-out {','.join(unknown)}: not among the shared training trials "
-                      f"({', '.join(training_trials())})", file=sys.stderr)
+                      f"({', '.join(available)})", file=sys.stderr)
                 return EXIT_BAD_INPUT
-            trials = [t for t in training_trials() if t not in left_out]
+            trials = [t for t in available if t not in left_out]
             print(f"solving our model on the lab's mocap of {len(trials)} trials (held out: the benchmark's"
                   + (f" and {', '.join(left_out)}" if left_out else "") + ") ...")
             with tempfile.TemporaryDirectory() as tmp:
