@@ -259,6 +259,9 @@ def cmd_augmenter_train(args: argparse.Namespace) -> int:
     from models.augmenter_train import train_default
     from models.device import pick_device
 
+    if args.members < 1:
+        print(f"error: --members {args.members}: an ensemble has 1 member or more", file=sys.stderr)
+        return EXIT_BAD_INPUT
     if args.threads:
         import torch
 
@@ -291,8 +294,19 @@ def cmd_augmenter_train(args: argparse.Namespace) -> int:
                 data.errors.definition_shift_m = shifts
             replay = ReplaySpec(subjects=args.replay_subjects, seed=args.seed, errors=data.errors)
     train_default(args.out, data, step_scale=args.step_scale, device=pick_device(args.device, "--device"), sources=sources,
-                  replay=replay)
+                  replay=replay, members=args.members)
     print(f"written {args.out}; use it with --set augment.weights={args.out} (or as the default, models/weights/augmenter.pt)")
+    return EXIT_OK
+
+
+def cmd_augmenter_combine(args: argparse.Namespace) -> int:
+    from models.augmenter_train import combine_files
+
+    if len(args.files) < 2:
+        print("error: combine needs two augmenter files or more", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    meta = combine_files(args.files, args.out)
+    print(f"written {args.out}: {meta['source']}")
     return EXIT_OK
 
 
@@ -478,9 +492,16 @@ def build_parser() -> argparse.ArgumentParser:
                          "shared lab subject) instead of at our joint centres; not the default (see README)")
     at.add_argument("--seed", type=int, default=0)
     at.add_argument("--step-scale", type=float, default=1.0, help="multiply the training steps (e.g. 0.1 for a quick try)")
+    at.add_argument("--members", type=int, default=1,
+                    help="train an ensemble of this many members (seeds SEED, SEED+1, ...) whose markers are averaged")
     at.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     at.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
     at.set_defaults(func=cmd_augmenter_train)
+    ac = augsub.add_parser("combine", help="one ensemble file from augmenter files trained alike (e.g. other seeds): "
+                                           "their markers are averaged")
+    ac.add_argument("files", nargs="+", help="augmenter files (.pt) with the same models")
+    ac.add_argument("--out", required=True, help="output file (.pt); a .json report goes next to it")
+    ac.set_defaults(func=cmd_augmenter_combine)
 
     cmp = sub.add_parser("compare", help="compare our joint angles (.mot) with a reference .mot or a mocap .trc")
     cmp.add_argument("ours", help="our .mot (e.g. <session>/output/<trial>/ik/<trial>.mot)")

@@ -202,7 +202,23 @@ def augment(models: list[Augmenter], keypoints_m: np.ndarray, names: list[str], 
         raise AugmenterError("augmenter input has missing samples (" + "; ".join(f"{k}: frames {v}" for k, v in holes.items())
                              + "); fill or bridge those gaps before augmenting")
     names_out, parts = [], []
-    for m in models:
-        parts.append(m.predict(keypoints_m, names, height_m, mass_kg, device))
-        names_out += m.markers
+    for group in ensemble_groups(models):
+        # an ensemble's members are averaged: their errors are partly independent (each saw other synthetic
+        # bodies in another order), so the mean is nearer the truth than a typical member
+        parts.append(np.mean([m.predict(keypoints_m, names, height_m, mass_kg, device) for m in group], axis=0))
+        names_out += group[0].markers
     return names_out, np.concatenate(parts, axis=1)
+
+
+def ensemble_groups(models: list[Augmenter]) -> list[list[Augmenter]]:
+    """The models grouped by name, in first-seen order: several models of one name (e.g. three 'lower') are
+    members of an ensemble whose prediction is their mean, so they must predict the same markers."""
+    groups: dict[str, list[Augmenter]] = {}
+    for m in models:
+        groups.setdefault(m.name, []).append(m)
+    for name, group in groups.items():
+        odd = [m for m in group if m.markers != group[0].markers]
+        if odd:
+            raise AugmenterError(f"augmenter ensemble {name!r}: members predict different markers "
+                                 f"({group[0].markers} vs {odd[0].markers}); combine only files of one layout")
+    return list(groups.values())

@@ -19,8 +19,9 @@ import torch
 from tqdm import tqdm
 
 from models.augmenter import (LOWER_KEYPOINTS, LOWER_MARKERS, UPPER_KEYPOINTS, UPPER_MARKERS, Augmenter, LSTMAugmenterNet,
-                              hip_reference, marker_anchor, output_origins, save_augmenters)
-from models.augmenter_data import KEYPOINTS, MARKERS, DataSpec, Trial, make_trials
+                              ensemble_groups, hip_reference, load_augmenter_file, marker_anchor, output_origins,
+                              save_augmenters)
+from models.augmenter_data import KEYPOINTS, MARKERS, DataSpec, KeypointErrors, Trial, make_trials
 from models.augmenter_replay import ReplaySource, ReplaySpec, replay_trials
 from models.augmenter_eval import held_out_errors
 
@@ -180,29 +181,59 @@ def plot_history(histories: dict[str, dict], path) -> None:
 
 def train_default(out_path: str | Path, data: DataSpec | None = None, step_scale: float = 1.0, held_out_subjects: int = 20,
                   device: str = "cpu", progress: bool = True, log=print, sources: list[ReplaySource] | None = None,
-                  replay: ReplaySpec | None = None) -> dict:
+                  replay: ReplaySpec | None = None, members: int = 1) -> dict:
     """Make the training set (the motion library on ``data.subjects`` bodies, plus ``sources`` replayed
     on ``replay.subjects`` bodies when given), train the lower- and upper-body models, evaluate them on
     held-out subjects (clean and reconstruction-like inputs) and save everything to ``out_path`` (.pt).
-    Writes ``<out>.json`` (evaluation, history) and ``<out>_training.png`` next to it."""
+    ``members`` > 1 trains an ensemble: member i draws its bodies and windows with seed ``data.seed + i``
+    and ``augment`` averages the members (``ensemble_groups``); each member and the ensemble are evaluated
+    on the same held-out subjects. Writes ``<out>.json`` (evaluation, history) and ``<out>_training.png``."""
     data = data or DataSpec()
+    if members < 1:
+        raise ValueError(f"members must be 1 or more, not {members}")
+    t0 = time.time()
+    held = make_trials(replace(data, subjects=held_out_subjects, seed=data.seed + 10_000))
+    replay = (replay or ReplaySpec(seed=data.seed)) if sources else None
+    models, metas, histories = [], [], {}
+    for i in range(members):
+        if members > 1:
+            log(f"ensemble member {i + 1} of {members} (seed {data.seed + i}) ...")
+        member_models, meta, hist = _train_member(replace(data, seed=data.seed + i), step_scale, device, progress, log,
+                                                  sources, replace(replay, seed=replay.seed + i) if replay else None)
+        meta["held_out"] = _rounded(held_out_errors(member_models, held))
+        models += member_models
+        metas.append(meta)
+        histories.update({(f"{k} #{i + 1}" if members > 1 else k): h for k, h in hist.items()})
+    evaluation = held_out_errors(models, held)
+    meta = metas[0] if members == 1 else ensemble_meta(metas)
+    meta = {**meta, "held_out": _rounded(evaluation), "total_seconds": round(time.time() - t0, 1)}
+    out_path = Path(out_path)
+    save_augmenters(out_path, models, meta)
+    report = {**meta, "history": {k: h["steps"] for k, h in histories.items()}, "held_out_markers": evaluation}
+    out_path.with_suffix(".json").write_text(json.dumps(report, indent=1, default=float))
+    plot_history(histories, out_path.with_name(out_path.stem + "_training.png"))
+    log(f"held-out RMSE: reconstruction-like inputs {evaluation['reconstructed']['all']:.1f} mm, "
+        f"exact inputs {evaluation['exact']['all']:.1f} mm; total {time.time() - t0:.0f} s -> {out_path}")
+    return report
+
+
+def _train_member(data: DataSpec, step_scale: float, device: str, progress: bool, log, sources: list[ReplaySource] | None,
+                  replay: ReplaySpec | None) -> tuple[list[Augmenter], dict, dict]:
+    """One lower- and upper-body model pair trained on data drawn with ``data.seed``: (models, meta, histories)."""
     t0 = time.time()
     log(f"making training data: {data.subjects} subjects x {data.trials_per_subject} trials ...")
     trials = make_trials(data, progress=tqdm(range(data.subjects), desc="subjects", disable=not progress))
-    held = make_trials(replace(data, subjects=held_out_subjects, seed=data.seed + 10_000))
     if sources:
-        replay = replay or ReplaySpec(seed=data.seed)
         log(f"replaying {len(sources)} recorded movements on {replay.subjects} bodies x {replay.trials_per_subject} ...")
         trials += replay_trials(sources, replay, progress=tqdm(range(replay.subjects), desc="replay", disable=not progress))
     n_frames = sum(len(t.keypoints_m) for t in trials)
-    log(f"  {len(trials)} trials, {n_frames} frames in {time.time() - t0:.0f} s; held out: {len(held)} trials")
+    log(f"  {len(trials)} trials, {n_frames} frames in {time.time() - t0:.0f} s")
     models, histories = [], {}
     for name, (kp, mk, spec) in DEFAULT_SPECS.items():
         spec = replace(spec, steps=max(1, int(round(spec.steps * step_scale))), seed=data.seed)
         aug, hist = train_augmenter(name, kp, mk, trials, spec, device, progress, log)
         models.append(aug)
         histories[name] = hist
-    evaluation = held_out_errors(models, held)
     meta = {
         "source": "trained by `python app.py augmenter train` on synthetic data from our model",
         "data": {"subjects": data.subjects, "trials_per_subject": data.trials_per_subject, "seed": data.seed,
@@ -213,15 +244,57 @@ def train_default(out_path: str | Path, data: DataSpec | None = None, step_scale
                  "replay": ({k: v for k, v in replay.__dict__.items() if k != "errors"} if sources else None)},
         "train": {name: {"hidden": DEFAULT_SPECS[name][2].hidden, "steps": h["n_steps"], "seconds": round(h["seconds"], 1)}
                   for name, h in histories.items()},
-        "held_out": {k: {"all_mm": round(v["all"], 2), "groups_mm": {g: round(x, 2) for g, x in v["groups"].items()}}
-                     for k, v in evaluation.items()},
-        "total_seconds": round(time.time() - t0, 1),
     }
+    return models, meta, histories
+
+
+def _rounded(evaluation: dict) -> dict:
+    return {k: {"all_mm": round(v["all"], 2), "groups_mm": {g: round(x, 2) for g, x in v["groups"].items()}}
+            for k, v in evaluation.items()}
+
+
+def ensemble_meta(metas: list[dict]) -> dict:
+    """What an ensemble file says about itself: every member's own metadata (an ensemble's members are
+    flattened into it), and the shared-data trials any member replayed (what bench/accuracy.py must not count)."""
+    flat = [m for meta in metas for m in (meta.get("members") or [meta])]
+    shared = sorted({t for m in flat for t in (m.get("data") or {}).get("shared_trials", [])})
+    seeds = [(m.get("data") or {}).get("seed") for m in flat]
+    return {"source": f"ensemble of {len(flat)} augmenters trained by `python app.py augmenter train` (seeds "
+                      f"{', '.join(map(str, seeds))}); their markers are averaged",
+            "data": {"shared_trials": shared, "seeds": seeds}, "members": flat}
+
+
+def data_spec_of(meta: dict) -> DataSpec | None:
+    """The DataSpec a (member's) metadata records, to draw its held-out subjects again; None when it records none."""
+    d = meta.get("data") or {}
+    if "motion_mix" not in d or "errors" not in d:
+        return None
+    errors = KeypointErrors(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d["errors"].items()})
+    return DataSpec(subjects=d["subjects"], trials_per_subject=d["trials_per_subject"], duration_s=tuple(d["duration_s"]),
+                    rate_hz=tuple(d["rate_hz"]), motion_mix=dict(d["motion_mix"]), errors=errors, seed=d["seed"])
+
+
+def combine_files(paths: list[str | Path], out_path: str | Path, held_out_subjects: int = 20, log=print) -> dict:
+    """One ensemble file from augmenter files trained alike (e.g. with other seeds, or on another machine):
+    every model kept, ``augment`` averages those of one name. The ensemble and each input file are evaluated
+    on the held-out subjects of the first file's recipe. Writes ``out_path`` and ``<out>.json``."""
+    loaded = [load_augmenter_file(p) for p in paths]
+    models = [m for ms, _ in loaded for m in ms]
+    ensemble_groups(models)  # refuses members of different layouts
+    meta = ensemble_meta([meta for _, meta in loaded])
+    spec = data_spec_of(meta["members"][0])
+    evaluation = None
+    if spec is not None:
+        log(f"evaluating the ensemble of {len(paths)} files on {held_out_subjects} held-out synthetic subjects ...")
+        held = make_trials(replace(spec, subjects=held_out_subjects, seed=spec.seed + 10_000))
+        evaluation = held_out_errors(models, held)
+        meta["held_out"] = _rounded(evaluation)
+        meta["held_out_inputs"] = {str(p): _rounded(held_out_errors(ms, held)) for p, (ms, _) in zip(paths, loaded)}
     out_path = Path(out_path)
     save_augmenters(out_path, models, meta)
-    report = {**meta, "history": {k: h["steps"] for k, h in histories.items()}, "held_out_markers": evaluation}
-    out_path.with_suffix(".json").write_text(json.dumps(report, indent=1, default=float))
-    plot_history(histories, out_path.with_name(out_path.stem + "_training.png"))
-    log(f"held-out RMSE: reconstruction-like inputs {evaluation['reconstructed']['all']:.1f} mm, "
-        f"exact inputs {evaluation['exact']['all']:.1f} mm; total {time.time() - t0:.0f} s -> {out_path}")
-    return report
+    out_path.with_suffix(".json").write_text(json.dumps({**meta, "held_out_markers": evaluation}, indent=1, default=float))
+    if evaluation:
+        parts = [f"{p} {v['reconstructed']['all_mm']:.1f}" for p, v in meta["held_out_inputs"].items()]
+        log(f"held-out RMSE (reconstruction-like inputs): ensemble {evaluation['reconstructed']['all']:.1f} mm; "
+            f"inputs {', '.join(parts)} -> {out_path}")
+    return meta

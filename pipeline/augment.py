@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from biomech.trc import MarkerTable, read_trc, write_trc
-from models.augmenter import DEFAULT_WEIGHTS, AugmenterError, augment, load_augmenter_file
+from models.augmenter import DEFAULT_WEIGHTS, AugmenterError, augment, ensemble_groups, load_augmenter_file
 from biomech.landmarks import marker_keypoints
 from core.gaps import fill_gaps, nan_runs, runs_mask
 from pipeline.filter import FilterOutput
@@ -128,7 +128,7 @@ def augment_table(table: MarkerTable, models, height_m: float, mass_kg: float, m
     gap_mask = {k: runs_mask(frames, runs) for k, runs in gap_runs.items()}
     emptied = np.zeros((frames, len(marker_names)), bool)
     col = 0
-    for model in models:
+    for model in (group[0] for group in ensemble_groups(models)):  # one column per marker, as augment() returns them
         for marker in model.markers:
             for k in deps.get(marker, model.keypoints):
                 if k in gap_mask:

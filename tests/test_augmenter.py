@@ -112,6 +112,46 @@ def test_save_load_round_trip(tmp_path):
         load_augmenters(tmp_path / "junk.pt")
 
 
+def test_an_ensemble_predicts_the_mean_of_its_members(tmp_path):
+    """Models sharing a name are ensemble members: augment averages them, in a list or combined into one file."""
+    from models.augmenter_train import combine_files
+
+    a, b = small_models(0), small_models(1)
+    kp = keypoint_table(40).positions_m
+    names_a, pa = augment(a, kp, VIDEO_KEYPOINTS, 1.7, 65.0)
+    _, pb = augment(b, kp, VIDEO_KEYPOINTS, 1.7, 65.0)
+    assert not np.allclose(pa, pb)
+    names_ab, pab = augment(a + b, kp, VIDEO_KEYPOINTS, 1.7, 65.0)
+    assert names_ab == names_a == LOWER_MARKERS + UPPER_MARKERS
+    np.testing.assert_allclose(pab, 0.5 * (pa + pb), atol=1e-9)
+    fa = save_augmenters(tmp_path / "a.pt", a, {"data": {"shared_trials": ["DJ2"], "seed": 0}})
+    fb = save_augmenters(tmp_path / "b.pt", b, {"data": {"shared_trials": ["walking1"], "seed": 1}})
+    meta = combine_files([fa, fb], tmp_path / "ab.pt", log=lambda *_: None)
+    assert meta["data"] == {"shared_trials": ["DJ2", "walking1"], "seeds": [0, 1]} and len(meta["members"]) == 2
+    combined = load_augmenters(tmp_path / "ab.pt")
+    assert [m.name for m in combined] == ["lower", "upper", "lower", "upper"]
+    np.testing.assert_allclose(augment(combined, kp, VIDEO_KEYPOINTS, 1.7, 65.0)[1], pab, atol=1e-6)
+    assert '"DJ2"' in (tmp_path / "ab.json").read_text()  # what bench/accuracy.py reads to keep trials out
+
+
+def test_ensemble_members_of_different_layouts_are_refused():
+    a, b = small_models(0), small_models(1)
+    b[0].markers = b[0].markers[::-1]
+    with pytest.raises(AugmenterError, match="ensemble 'lower': members predict different markers"):
+        augment(a + b, keypoint_table(10).positions_m, VIDEO_KEYPOINTS, 1.7, 65.0)
+
+
+def test_combine_cli_refuses_a_single_file_and_names_a_missing_one(tmp_path, capsys):
+    import app
+
+    fa = save_augmenters(tmp_path / "a.pt", small_models(0))
+    assert app.main(["augmenter", "combine", str(fa), "--out", str(tmp_path / "x.pt")]) == 2
+    assert "two augmenter files or more" in capsys.readouterr().err
+    assert app.main(["augmenter", "combine", str(fa), str(tmp_path / "nope.pt"), "--out", str(tmp_path / "x.pt")]) == 2
+    assert "nope.pt: augmenter file not found" in capsys.readouterr().err
+    assert not (tmp_path / "x.pt").exists()
+
+
 def test_every_marker_has_an_anchor_on_its_own_body_part_and_side():
     assert marker_anchor("r_mknee_study") == "RKnee" and marker_anchor("L_thigh2_study") == "LKnee"
     assert marker_anchor("r.ASIS_study") == "RHip" and marker_anchor("L.PSIS_study") == "LHip"
@@ -232,12 +272,14 @@ def test_augment_stage_in_the_runner_reruns_when_the_subject_changes(tmp_path):
     assert run()[("squats1", "augment")] == DONE and run()[("static1", "filter")] == UP_TO_DATE
 
 
-def test_a_long_arm_gap_empties_only_the_arm_markers_there():
+@pytest.mark.parametrize("members", [1, 2], ids=["one model", "ensemble"])
+def test_a_long_arm_gap_empties_only_the_arm_markers_there(members):
+    models = [m for seed in range(members) for m in small_models(seed)]
     table = keypoint_table()
     w = VIDEO_KEYPOINTS.index("LWrist")
     table.positions_m[:40, w] = np.nan  # hidden for the first 0.67 s (and at the trial's start)
     table.positions_m[70:100, VIDEO_KEYPOINTS.index("RElbow")] = np.nan
-    res = augment_table(table, small_models(), 1.7, 65.0, 0.2, False, source="keypoints.trc")
+    res = augment_table(table, models, 1.7, 65.0, 0.2, False, source="keypoints.trc")
     out = res.table
     col = lambda names: [out.names.index(m) for m in names]
     l_forearm, r_arm = col(["L_lwrist_study", "L_mwrist_study"]), col(["r_lelbow_study", "r_melbow_study",
@@ -249,7 +291,7 @@ def test_a_long_arm_gap_empties_only_the_arm_markers_there():
     assert np.all(np.isnan(out.positions_m[:40, w]))  # the keypoint itself stays unmeasured
     assert set(res.report()["bridged"]) == {"LWrist", "RElbow"}
     table.positions_m[70:100, VIDEO_KEYPOINTS.index("RShoulder")] = np.nan  # the lower-body model reads it too
-    out = augment_table(table, small_models(), 1.7, 65.0, 0.2, False, source="keypoints.trc").table
+    out = augment_table(table, models, 1.7, 65.0, 0.2, False, source="keypoints.trc").table
     assert np.all(np.isnan(out.positions_m[70:100][:, col(["C7_study", "r_shoulder_study", "L_shoulder_study"])]))
     assert np.all(np.isfinite(out.positions_m[70:100][:, col(["RHJC_study", "r_knee_study", "L_calc_study"])]))
 

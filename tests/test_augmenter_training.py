@@ -161,3 +161,21 @@ def test_train_refuses_to_leave_out_a_trial_it_does_not_have(capsys):
         assert app.main(["augmenter", "train", "--leave-out", f"DJ2,{bad}", "--out", "unused.pt"]) == 2
         err = capsys.readouterr().err
         assert f"--leave-out {bad}" in err and "DJ2, " in err
+
+
+@pytest.mark.slow
+def test_training_an_ensemble_writes_every_member_and_evaluates_each(tmp_path):
+    """--members 2: two seeds' models in one file, each member's and the ensemble's held-out error recorded."""
+    from models.augmenter_train import train_default
+
+    out = tmp_path / "ens.pt"
+    report = train_default(out, DataSpec(subjects=1, trials_per_subject=2, duration_s=(4, 5), seed=5), step_scale=0.002,
+                           held_out_subjects=1, progress=False, log=lambda *_: None, members=2)
+    assert [m.name for m in load_augmenters(out)] == ["lower", "upper", "lower", "upper"]
+    assert [m["data"]["seed"] for m in report["members"]] == [5, 6] and report["data"]["seeds"] == [5, 6]
+    members_mm = [m["held_out"]["reconstructed"]["all_mm"] for m in report["members"]]
+    assert members_mm[0] != members_mm[1]
+    # the mean of two predictions is never further from the truth than the worse of them (RMS, convexity)
+    assert report["held_out"]["reconstructed"]["all_mm"] <= max(members_mm) + 1e-6
+    assert set(report["history"]) == {"lower #1", "upper #1", "lower #2", "upper #2"}
+    assert json.loads(out.with_suffix(".json").read_text())["source"].startswith("ensemble of 2 augmenters")
