@@ -253,10 +253,15 @@ def _rounded(evaluation: dict) -> dict:
             for k, v in evaluation.items()}
 
 
+def member_metas(meta: dict) -> list[dict]:
+    """Each member's own metadata in a weights file's metadata: an ensemble lists them, a single model is its own."""
+    return meta.get("members") or [meta]
+
+
 def ensemble_meta(metas: list[dict]) -> dict:
     """What an ensemble file says about itself: every member's own metadata (an ensemble's members are
     flattened into it), and the shared-data trials any member replayed (what bench/accuracy.py must not count)."""
-    flat = [m for meta in metas for m in (meta.get("members") or [meta])]
+    flat = [m for meta in metas for m in member_metas(meta)]
     shared = sorted({t for m in flat for t in (m.get("data") or {}).get("shared_trials", [])})
     seeds = [(m.get("data") or {}).get("seed") for m in flat]
     return {"source": f"ensemble of {len(flat)} augmenters trained by `python app.py augmenter train` (seeds "

@@ -12,7 +12,7 @@ from models.augmenter import LOWER_KEYPOINTS, LOWER_MARKERS, ensemble_groups, lo
 from models.augmenter_data import (KEYPOINTS, MARKERS, DataSpec, KeypointErrors, body_poses, make_trials, marker_anchors,
                                    points_in_ground, random_subject)
 from models.augmenter_eval import placement_corrected, squared_errors, summarise
-from models.augmenter_train import TrainSpec, WindowSampler, random_rotations, train_augmenter
+from models.augmenter_train import TrainSpec, WindowSampler, member_metas, random_rotations, train_augmenter
 from models.augmenter import DEFAULT_WEIGHTS
 
 
@@ -140,7 +140,7 @@ def test_shipped_weights_are_ours_and_accurate_on_new_subjects():
     assert [len(g[0].markers) for g in groups] == [35, 8]
     # inputs as the weights were trained to see them: the detector-keypoint definitions in their metadata
     meta = json.loads(DEFAULT_WEIGHTS.with_suffix(".json").read_text())
-    member = (meta.get("members") or [meta])[0]
+    member = member_metas(meta)[0]
     errors = KeypointErrors(definition_shift_m=member["data"]["errors"].get("definition_shift_m", {}))
     trials = make_trials(DataSpec(subjects=2, trials_per_subject=4, seed=424242, errors=errors))
     exact = summarise([squared_errors(models, t.clean_keypoints_m, KEYPOINTS, t.markers_m, MARKERS, t.height_m, t.mass_kg)
