@@ -78,6 +78,41 @@ def coordinate_errors(ours: CoordinateTable, ref: CoordinateTable) -> dict[str, 
     return out
 
 
+def lab_subtalar_limits_deg() -> dict[str, float]:
+    """The lab model's clamped subtalar range (deg) per side: its IK cannot go past it (ours reports ranges,
+    it does not enforce them)."""
+    from bench.lab_sessions import _lab_model
+
+    cs = _lab_model().getCoordinateSet()
+    out = {}
+    for side in ("r", "l"):
+        c = cs.get(f"subtalar_angle_{side}")
+        if c.get_clamped():
+            out[side] = float(np.degrees(min(abs(c.getRangeMin()), abs(c.getRangeMax()))))
+    return out
+
+
+def ankle_where_lab_subtalar_free(ours: CoordinateTable, lab: CoordinateTable, limits_deg: dict[str, float],
+                                  margin_deg: float = 1.0) -> dict[str, dict]:
+    """Ankle angle against the lab's IK, per side, counting only the frames where the lab's subtalar angle is
+    off its clamped limit. On the limit the lab's IK puts the foot's remaining rotation into its (oblique-axis)
+    ankle, so there its ankle angle is not a free fit of the markers. Also the share of frames on the limit."""
+    out = {}
+    for side, limit in limits_deg.items():
+        names = [f"ankle_angle_{side}", f"subtalar_angle_{side}"]
+        cmp = compare_tables(rotations_only(ours), rotations_only(lab), max_shift_s=0.0, coordinates=names)
+        idx = {c.name: j for j, c in enumerate(cmp.coordinates)}
+        if set(names) - set(idx):
+            continue
+        e = cmp.ours[:, idx[names[0]]] - cmp.ref[:, idx[names[0]]]
+        on_limit = np.abs(cmp.ref[:, idx[names[1]]]) >= limit - margin_deg
+        free = np.isfinite(e) & ~on_limit
+        out[names[0]] = {"mae_subtalar_free": round(float(np.mean(np.abs(e[free]))), 2) if free.any() else None,
+                         "lab_subtalar_on_limit_share": round(float(np.mean(on_limit[np.isfinite(e)])), 3),
+                         "frames": int(free.sum())}
+    return out
+
+
 def marker_errors(markers_trc: Path, trial: str, start_s: float) -> dict:
     """Augmented markers against the lab's on the same landmark: mean distance (mm), raw and with each
     marker's mean offset in its lab segment's frame removed; per marker and over all."""
@@ -148,7 +183,9 @@ def run_one(work: Path, refs: References, trial: str, cameras: int, level: str, 
     ours = read_mot(mot)
     ours = replace(ours, time_s=ours.time_s + start)
     row["vs_ours_on_mocap"] = coordinate_errors(ours, refs.ours_on_mocap(trial))
-    row["vs_lab_ik"] = coordinate_errors(ours, read_mot(S4 / "IK" / f"{trial}_ik.mot"))
+    lab = read_mot(S4 / "IK" / f"{trial}_ik.mot")
+    row["vs_lab_ik"] = coordinate_errors(ours, lab)
+    row["vs_lab_ik_subtalar_free"] = ankle_where_lab_subtalar_free(ours, lab, lab_subtalar_limits_deg())
     row["markers"] = marker_errors(root / "output" / trial / "augment" / "markers.trc", trial, start)
     row["sync_error_ms"] = round(1000 * max(abs(c["offset_s"] - (made.start_s[n] - made.start_s[sync["reference_camera"]])) for n, c in sync["cameras"].items()), 1)
     return row
@@ -170,9 +207,11 @@ def print_tables(rows: list[dict], held: set[str]) -> None:
         return f"{v:6.1f}" if isinstance(v, (int, float)) else f"{'-':>6s}"
 
     print("\nMAE (deg), R/L mean. (a) = our model solved on the same mocap markers; (b) = the lab's reference IK; "
-          "'/o' = mean offset removed. * = trial the augmenter was trained or the settings tuned on (not held out)")
+          "'/o' = mean offset removed; 'ank/f' = ankle (b) on the frames where the lab's subtalar is off its clamped limit "
+          "(its share of frames on the limit: 'st@lim'). * = trial the augmenter was trained or the settings tuned on "
+          "(not held out)")
     head = (f"{'trial':14s}{'activity':18s}{'cam':>4s}{'level':>10s} | {'hip(a)':>6s}{'knee':>6s}{'ankle':>6s}"
-            f"{'pelvT':>6s}{'lumbE':>6s}{'worst<=5':>20s} | {'hip(b)':>6s}{'knee':>6s}{'ankle':>6s}{'ank/o':>6s}"
+            f"{'pelvT':>6s}{'lumbE':>6s}{'worst<=5':>20s} | {'hip(b)':>6s}{'knee':>6s}{'ankle':>6s}{'ank/o':>6s}{'ank/f':>6s}{'st@lim':>7s}"
             f" | {'mk raw':>6s}{'mk/o':>6s}{'sync':>6s}")
     print(head)
     print("-" * len(head))
@@ -186,7 +225,29 @@ def print_tables(rows: list[dict], held: set[str]) -> None:
               + "".join(f(_mean(r, "vs_ours_on_mocap", c)) for c in (*FLEXIONS, "pelvis_tilt", "lumbar_extension"))
               + f"{(w[0] + ' ' + format(w[1], '.1f')) if w else '-':>20s} | "
               + "".join(f(_mean(r, "vs_lab_ik", c)) for c in FLEXIONS) + f(_mean(r, "vs_lab_ik", "ankle_angle", "mae_offset_removed"))
+              + f(_mean(r, "vs_lab_ik_subtalar_free", "ankle_angle", "mae_subtalar_free"))
+              + f"{_mean(r, 'vs_lab_ik_subtalar_free', 'ankle_angle', 'lab_subtalar_on_limit_share') or 0:7.0%}"
               + " | " + f(r["markers"]["raw_mm"]) + f(r["markers"]["offset_removed_mm"]) + f(r["sync_error_ms"]))
+
+
+def reference_agreement(refs: "References", trials: list[str]) -> dict[str, dict]:
+    """Per trial, (a) against (b): our model solved on the mocap markers against the lab's IK of the same
+    markers. No video is involved, so this is how far apart the two references themselves are (joint
+    definitions, neutral pose, marker fitting): where they disagree, no pipeline can be within the targets of
+    both, and the simulated keypoints follow the lab's model."""
+    return {t: coordinate_errors(refs.ours_on_mocap(t), read_mot(S4 / "IK" / f"{t}_ik.mot")) for t in trials}
+
+
+def print_agreement(agreement: dict[str, dict]) -> None:
+    print("\n(a) against (b) on the same mocap markers, no video (MAE deg, R/L mean; '/o' = mean offset removed):")
+    head = f"{'trial':14s}" + "".join(f"{c.split('_')[0] + ' ' + k:>13s}" for c in (*FLEXIONS, "pelvis_tilt")
+                                      for k in ("raw", "/o"))
+    print(head)
+    print("-" * len(head))
+    for t, errs in agreement.items():
+        row = {"vs": errs}
+        print(f"{t:14s}" + "".join(f"{_mean(row, 'vs', c, k) or float('nan'):13.1f}" for c in (*FLEXIONS, "pelvis_tilt")
+                                   for k in ("mae", "mae_offset_removed")))
 
 
 def targets(rows: list[dict], held: set[str]) -> dict:
@@ -286,7 +347,9 @@ def main(argv: list[str] | None = None) -> int:
                         rows.append(row)
                         print(f"{trial} {n} phones {level} seed {seed}: {row['pipeline_seconds']} s, verdict "
                               f"{row['verdict'].get(trial)}", flush=True)
+        agreement = reference_agreement(refs, trials)
     print_tables(rows, held)
+    print_agreement(agreement)
     tg = targets(rows, held)
     print("\ntargets (2 phones, realistic, held-out trials):")
     for k, v in tg.items():
@@ -295,7 +358,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(rows)} sessions in {total} s")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"weights": str(weights.name if weights == DEFAULT_WEIGHTS.resolve() else weights), "trained_on": trained, "held_out": sorted(held),
-                                    "seconds": total, "targets": tg, "rows": rows}, indent=1) + "\n")
+                                    "seconds": total, "targets": tg, "rows": rows, "reference_agreement": agreement},
+                                   indent=1) + "\n")
     plot(rows, args.out.with_suffix(".png"))
     print(f"written {args.out} and {args.out.with_suffix('.png')}")
     return 0
