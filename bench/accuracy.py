@@ -113,6 +113,48 @@ def ankle_where_lab_subtalar_free(ours: CoordinateTable, lab: CoordinateTable, l
     return out
 
 
+# Movement phases for the per-phase errors, by the reference's mean knee flexion (deg): standing below
+# PHASE_STANDING_KNEE_DEG, at depth from PHASE_DEPTH_SHARE of the trial's deepest knee (only in trials whose
+# knee bends past PHASE_MIN_DEPTH_DEG; walking has no depth), in between "mid".
+PHASE_STANDING_KNEE_DEG = 20.0
+PHASE_DEPTH_SHARE = 0.7
+PHASE_MIN_DEPTH_DEG = 60.0
+PHASE_COORDINATES = ("pelvis_tilt", "lumbar_extension", "hip_flexion", "knee_angle", "ankle_angle")
+
+
+def phase_errors(ours: CoordinateTable, ref: CoordinateTable) -> dict[str, dict]:
+    """Mean signed error (ours - ref, deg, R/L mean for the sided ones) of the sagittal coordinates per movement
+    phase (standing / mid / depth, from the reference's knee), with each phase's frame count and the reference's
+    mean there. Where an error sits in the movement tells what causes it: a pelvis-lumbar split at depth, a
+    standing posture the keypoints do not show, or a range compressed at both ends."""
+    names = [n for c in PHASE_COORDINATES for n in ((c,) if c.startswith(("pelvis", "lumbar")) else (f"{c}_r", f"{c}_l"))]
+    cmp = compare_tables(rotations_only(ours), rotations_only(ref), max_shift_s=0.0, coordinates=names)
+    idx = {c.name: j for j, c in enumerate(cmp.coordinates)}
+    if not {"knee_angle_r", "knee_angle_l"} <= set(idx):
+        return {}
+    knee = 0.5 * (cmp.ref[:, idx["knee_angle_r"]] + cmp.ref[:, idx["knee_angle_l"]])
+    deepest = float(np.nanmax(knee))
+    phases = {"standing": knee < PHASE_STANDING_KNEE_DEG}
+    if deepest >= PHASE_MIN_DEPTH_DEG:
+        phases["depth"] = knee >= PHASE_DEPTH_SHARE * deepest
+        phases["mid"] = ~phases["standing"] & ~phases["depth"]
+    else:
+        phases["mid"] = ~phases["standing"]
+    out = {}
+    for phase, sel in phases.items():
+        sel = sel & np.isfinite(knee)
+        if not sel.any():
+            continue
+        row = {"frames": int(sel.sum())}
+        for c in PHASE_COORDINATES:
+            cols = [idx[n] for n in ((c,) if c in idx else (f"{c}_r", f"{c}_l")) if n in idx]
+            if cols:
+                e = cmp.ours[np.ix_(sel, cols)] - cmp.ref[np.ix_(sel, cols)]
+                row[c] = {"error": round(float(np.nanmean(e)), 2), "ref": round(float(np.nanmean(cmp.ref[np.ix_(sel, cols)])), 1)}
+        out[phase] = row
+    return out
+
+
 def marker_errors(markers_trc: Path, trial: str, start_s: float) -> dict:
     """Augmented markers against the lab's on the same landmark: mean distance (mm), raw and with each
     marker's mean offset in its lab segment's frame removed; per marker and over all."""
@@ -186,6 +228,8 @@ def run_one(work: Path, refs: References, trial: str, cameras: int, level: str, 
     lab = read_mot(S4 / "IK" / f"{trial}_ik.mot")
     row["vs_lab_ik"] = coordinate_errors(ours, lab)
     row["vs_lab_ik_subtalar_free"] = ankle_where_lab_subtalar_free(ours, lab, lab_subtalar_limits_deg())
+    row["phases_vs_ours_on_mocap"] = phase_errors(ours, refs.ours_on_mocap(trial))
+    row["phases_vs_lab_ik"] = phase_errors(ours, lab)
     row["markers"] = marker_errors(root / "output" / trial / "augment" / "markers.trc", trial, start)
     row["sync_error_ms"] = round(1000 * max(abs(c["offset_s"] - (made.start_s[n] - made.start_s[sync["reference_camera"]])) for n, c in sync["cameras"].items()), 1)
     return row
@@ -228,6 +272,27 @@ def print_tables(rows: list[dict], held: set[str]) -> None:
               + f(_mean(r, "vs_lab_ik_subtalar_free", "ankle_angle", "mae_subtalar_free"))
               + f"{_mean(r, 'vs_lab_ik_subtalar_free', 'ankle_angle', 'lab_subtalar_on_limit_share') or 0:7.0%}"
               + " | " + f(r["markers"]["raw_mm"]) + f(r["markers"]["offset_removed_mm"]) + f(r["sync_error_ms"]))
+
+
+def print_phases(rows: list[dict], held: set[str]) -> None:
+    print("\nMean signed error per movement phase (ours - (a), deg, R/L mean; phase by the reference's knee: standing < "
+          f"{PHASE_STANDING_KNEE_DEG:g}, depth >= {PHASE_DEPTH_SHARE:.0%} of the deepest; pelvis tilt positive backwards, "
+          "lumbar extension positive backwards). * = not held out")
+    short = {"pelvis_tilt": "pelvT", "lumbar_extension": "lumbE", "hip_flexion": "hip", "knee_angle": "knee", "ankle_angle": "ankle"}
+    head = f"{'trial':14s}{'cam':>4s}{'level':>10s}" + "".join(
+        f" | {p:>8s} " + "".join(f"{short[c]:>6s}" for c in PHASE_COORDINATES) for p in ("standing", "mid", "depth"))
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        ph = r.get("phases_vs_ours_on_mocap")
+        if not ph:
+            continue
+        line = f"{r['trial'] + ('' if r['trial'] in held else '*'):14s}{r['cameras']:4d}{r['level']:>10s}"
+        for p in ("standing", "mid", "depth"):
+            v = ph.get(p)
+            line += f" | {(str(v['frames']) + 'f') if v else '-':>8s} " + "".join(
+                f"{v[c]['error']:+6.1f}" if v and c in v else f"{'-':>6s}" for c in PHASE_COORDINATES)
+        print(line)
 
 
 def reference_agreement(refs: "References", trials: list[str]) -> dict[str, dict]:
@@ -349,6 +414,7 @@ def main(argv: list[str] | None = None) -> int:
                               f"{row['verdict'].get(trial)}", flush=True)
         agreement = reference_agreement(refs, trials)
     print_tables(rows, held)
+    print_phases(rows, held)
     print_agreement(agreement)
     tg = targets(rows, held)
     print("\ntargets (2 phones, realistic, held-out trials):")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-from bench.accuracy import ankle_where_lab_subtalar_free, coordinate_errors
+from bench.accuracy import ankle_where_lab_subtalar_free, coordinate_errors, phase_errors
 from bench.lab_sessions import HELD_OUT, S4, lab_training_data, training_trials
 from biomech.mot import CoordinateTable
 from pipeline.scale import keypoint_weights, static_pulls, static_targets_rad
@@ -44,6 +44,31 @@ def test_ankle_against_the_lab_skips_the_frames_where_its_subtalar_sits_on_the_l
     assert e["ankle_angle_r"]["frames"] == pytest.approx((~on).sum(), abs=2)
     assert coordinate_errors(CoordinateTable(t, names, np.radians(ours)),
                              CoordinateTable(t, names, np.radians(lab)))["ankle_angle_r"]["mae"] > 2.5  # all frames
+
+
+def test_phase_errors_put_each_error_in_its_phase():
+    """Squats with a hip error only at depth and a pelvis error only while standing: each shows in its own phase
+    (signed, R/L mean), and a trial that never bends its knees far has no depth phase."""
+    t = np.arange(0, 6, 0.01)
+    knee = 50 * (1 - np.cos(2 * np.pi * t / 3))  # 0 -> 100 -> 0 twice
+    names = ["pelvis_tilt", "hip_flexion_r", "hip_flexion_l", "knee_angle_r", "knee_angle_l"]
+    ref = np.stack([-0.3 * knee, knee, knee, knee, knee], axis=1)
+    depth, standing = knee >= 70, knee < 20
+    ours = ref.copy()
+    ours[depth, 1] -= 6.0
+    ours[depth, 2] -= 2.0
+    ours[standing, 0] += 5.0
+    e = phase_errors(CoordinateTable(t, names, np.radians(ours)), CoordinateTable(t, names, np.radians(ref)))
+    assert set(e) == {"standing", "mid", "depth"}
+    assert e["depth"]["hip_flexion"]["error"] == pytest.approx(-4.0, abs=0.05)
+    assert e["depth"]["pelvis_tilt"]["error"] == pytest.approx(0.0, abs=0.05)
+    assert e["standing"]["pelvis_tilt"]["error"] == pytest.approx(5.0, abs=0.05)
+    assert e["standing"]["hip_flexion"]["error"] == pytest.approx(0.0, abs=0.05)
+    assert e["mid"]["hip_flexion"]["error"] == pytest.approx(0.0, abs=0.05)
+    assert e["depth"]["frames"] == pytest.approx(depth.sum(), abs=2)
+    assert e["depth"]["knee_angle"]["ref"] > 80
+    shallow = phase_errors(CoordinateTable(t, names, np.radians(ours * 0.4)), CoordinateTable(t, names, np.radians(ref * 0.4)))
+    assert set(shallow) == {"standing", "mid"}
 
 
 @needs_lab
@@ -168,6 +193,10 @@ def test_accuracy_benchmark_quick_regression(tmp_path):
     assert 2.0 <= floor["hip_flexion_r"]["mae"] <= 5.0 and 2.0 <= floor["knee_angle_r"]["mae"] <= 4.5
     assert 5.0 <= floor["ankle_angle_r"]["mae"] <= 10.0
     assert floor["hip_flexion_r"]["frames"] > 1000  # the whole trial, on the mocap clock
+    # per-phase errors: squats1 has all three phases, and the frames add up to the compared ones
+    phases = row["phases_vs_ours_on_mocap"]
+    assert set(phases) == {"standing", "mid", "depth"} and phases["depth"]["knee_angle"]["ref"] > 80
+    assert sum(p["frames"] for p in phases.values()) == a["knee_angle_r"]["frames"]
 
 
 @pytest.mark.slow
