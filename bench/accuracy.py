@@ -255,7 +255,7 @@ def print_tables(rows: list[dict], held: set[str]) -> None:
           "(its share of frames on the limit: 'st@lim'). * = trial the augmenter was trained or the settings tuned on "
           "(not held out)")
     head = (f"{'trial':14s}{'activity':18s}{'cam':>4s}{'level':>10s} | {'hip(a)':>6s}{'knee':>6s}{'ankle':>6s}"
-            f"{'pelvT':>6s}{'lumbE':>6s}{'worst<=5':>20s} | {'hip(b)':>6s}{'knee':>6s}{'ankle':>6s}{'ank/o':>6s}{'ank/f':>6s}{'st@lim':>7s}"
+            f"{'pelvT':>6s}{'lumbE':>6s}{'worst<=5':>23s} | {'hip(b)':>6s}{'knee':>6s}{'ankle':>6s}{'ank/o':>6s}{'ank/f':>6s}{'st@lim':>7s}"
             f" | {'mk raw':>6s}{'mk/o':>6s}{'sync':>6s}")
     print(head)
     print("-" * len(head))
@@ -267,7 +267,7 @@ def print_tables(rows: list[dict], held: set[str]) -> None:
         w = worst_target5(r)
         print(f"{r['trial'] + mark:14s}{r['activity']:18s}{r['cameras']:4d}{r['level']:>10s} | "
               + "".join(f(_mean(r, "vs_ours_on_mocap", c)) for c in (*FLEXIONS, "pelvis_tilt", "lumbar_extension"))
-              + f"{(w[0] + ' ' + format(w[1], '.1f')) if w else '-':>20s} | "
+              + f"{(w[0] + ' ' + format(w[1], '.1f')) if w else '-':>23s} | "
               + "".join(f(_mean(r, "vs_lab_ik", c)) for c in FLEXIONS) + f(_mean(r, "vs_lab_ik", "ankle_angle", "mae_offset_removed"))
               + f(_mean(r, "vs_lab_ik_subtalar_free", "ankle_angle", "mae_subtalar_free"))
               + f"{_mean(r, 'vs_lab_ik_subtalar_free', 'ankle_angle', 'lab_subtalar_on_limit_share') or 0:7.0%}"
