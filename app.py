@@ -296,6 +296,10 @@ def cmd_augmenter_train(args: argparse.Namespace) -> int:
     train_default(args.out, data, step_scale=args.step_scale, device=pick_device(args.device, "--device"), sources=sources,
                   replay=replay, members=args.members)
     print(f"written {args.out}; use it with --set augment.weights={args.out} (or as the default, models/weights/augmenter.pt)")
+    from models.augmenter_validation import validation_path
+
+    print(f"reports quote typical errors only for measured weights: python app.py bench accuracy --weights {args.out} "
+          f"--validation {validation_path(Path(args.out))}")
     return EXIT_OK
 
 

@@ -40,6 +40,7 @@ from biomech.mocap import reference_angles
 from biomech.mot import CoordinateTable, read_mot
 from biomech.trc import read_trc
 from models.augmenter import DEFAULT_WEIGHTS
+from models.augmenter_validation import file_sha256, summarise as summarise_validation
 from pipeline.scale import ik_marker_weights
 from pipeline.compare import rotations_only
 
@@ -373,6 +374,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=RESULTS / "accuracy.json")
     ap.add_argument("--weights", type=Path, default=None,
                     help="augmenter weights to measure instead of the shipped ones (a .pt with its .json)")
+    ap.add_argument("--validation", type=Path, default=None, metavar="FILE",
+                    help="also write the per-activity errors of the held-out trials (realistic level) for the session "
+                         "report: models/weights/augmenter_validation.json for the shipped weights")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="a config.yaml setting for every simulated session, e.g. --set ik.keypoint_weights='{\"*\": 5}' "
                          "(repeatable; to measure an idea before it becomes the default)")
@@ -428,6 +432,15 @@ def main(argv: list[str] | None = None) -> int:
                                    indent=1) + "\n")
     plot(rows, args.out.with_suffix(".png"))
     print(f"written {args.out} and {args.out.with_suffix('.png')}")
+    if args.validation:
+        record = summarise_validation(rows, held, file_sha256(weights), config, time.strftime("%Y-%m-%d"))
+        if not record["activities"]:
+            print(f"not written: {args.validation}: no held-out trial at the realistic level was measured")
+            return 1
+        args.validation.parent.mkdir(parents=True, exist_ok=True)
+        args.validation.write_text(json.dumps(record, indent=1) + "\n")
+        print(f"written {args.validation} (activities: {', '.join(record['activities'])}"
+              + (f"; failed, left out: {', '.join(record['failed'])}" if record["failed"] else "") + ")")
     return 0
 
 

@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 
 from core.levels import DOUBTFUL, INCOMPLETE, OK, UNUSABLE
+from models.augmenter_validation import SPLIT_NOT_SEEN, WORDS, ExpectedAccuracy
 
 NOT_RUN = "not run"  # a trial with no verdict yet (beside the verdict levels of core/levels.py)
 # Verdict level -> tone of its text and banner.
@@ -85,6 +86,8 @@ class TrialData:
     comparison: dict[str, Any] | None = None  # Comparison.summary() of biomech/compare.py
     comparison_figures: list[Figure] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # flags of the analysis, missing outputs, ...
+    accuracy: ExpectedAccuracy | None = None  # typical errors measured on a lab trial of the same activity
+    accuracy_note: str = ""  # why there are none, when there are none
 
 
 @dataclass
@@ -274,6 +277,8 @@ def trial_blocks(t: TrialData) -> list[Block]:
             blocks += [Heading("Repetitions", 3), reps_table(t.reps), Para(ASYMMETRY_NOTE, "muted")]
         elif t.activity == "squats":
             blocks.append(Para("No squat repetition was found in this trial.", "warn"))
+        if t.accuracy is not None or t.accuracy_note:
+            blocks += accuracy_blocks(t.accuracy, t.accuracy_note)
     if t.quality:
         blocks += [Heading("Data quality", 3), quality_table(t.quality)]
     if t.comparison is not None:
@@ -281,6 +286,29 @@ def trial_blocks(t: TrialData) -> list[Block]:
     if t.notes:
         blocks += [Heading("Notes", 3)] + [Para(n, "muted") for n in t.notes]
     return blocks
+
+
+def accuracy_blocks(a: ExpectedAccuracy | None, note: str) -> list[Block]:
+    """How far to trust the angles: the errors our benchmark measured against motion capture on a held-out lab
+    trial of the same activity, with what they do and do not cover."""
+    out: list[Block] = [Heading("How accurate these angles are", 3)]
+    if a is None:
+        return out + [Para(note, "muted")]
+    out.append(Para(f"Typical errors of these angles, measured against marker-based motion capture on a lab trial "
+                    f"of the same activity ({a.activity.replace('_', '-')}, {a.phones} phones, realistic detector "
+                    f"errors; measured {a.measured}). On average a frame's angle is this far from the motion capture's; some frames are further."))
+    split = {WORDS[c] for c in SPLIT_NOT_SEEN}
+    rows = [[name + (" *" if name in split else ""), fmt(same, ".1f"), fmt(lab, ".1f")] for name, same, lab in a.rows]
+    out.append(Table(["angle", "typical error (deg)", "against a lab's standard model (deg)"], rows, small=True,
+                     caption="Mean absolute error, right/left mean. First column: against the same body model fitted "
+                             "to the motion capture markers (the software's own error). Second: against the lab's "
+                             "own model and its inverse kinematics, whose joint definitions differ from ours (the "
+                             "pelvis's and the lumbar spine's most). * The cameras see the trunk's lean, not how it splits between pelvis and lumbar "
+                             "spine: read these two as estimates."))
+    out.append(Para("Measured on one subject with simulated phone views (our model of a detector's errors), "
+                    "not on this person: a guide to the size of the error, not a bound.", "muted"))
+    out += [Para(n, "warn") for n in a.notes]
+    return out
 
 
 def comparison_blocks(s: dict[str, Any], figures: list[Figure]) -> list[Block]:

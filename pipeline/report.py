@@ -31,6 +31,7 @@ import numpy as np
 
 from biomech.report import (NOT_RUN, BatchRow, BatchTrial, Figure, QualityItem, SessionData, TrialData,
                             build_document, fmt, render_batch_index, render_html, render_pdf)
+from models.augmenter_validation import expected_accuracy, file_sha256, load_validation
 from pipeline.analyse import AnalyseOutput
 from pipeline.frames import FramesOutput
 from pipeline.runner import StageContext, read_manifest
@@ -388,8 +389,23 @@ def _outcome_notes(summary: dict[str, Any] | None, name: str) -> list[str]:
     return notes
 
 
-def trial_data(session: Session, name: str, limits: VerdictSettings, summary: dict[str, Any] | None) -> TrialData:
-    """What the report shows of one trial, from its current outputs."""
+def trial_accuracy(summaries: dict[str, dict[str, Any]], activity: str, settings: dict[str, Any]) -> tuple[Any, str]:
+    """The typical errors the accuracy benchmark measured for this trial's activity with the augmenter weights
+    its augment stage used (models/augmenter_validation.py), or (None, why not)."""
+    weights = summaries.get("augment", {}).get("weights")
+    if not weights:
+        return None, "No accuracy measurement applies: this trial's angles were not made from augmented markers."
+    path = Path(weights)
+    if not path.is_file():
+        return None, f"No accuracy measurement: the augmenter weights this trial used are gone ({path})."
+    cameras = len(summaries.get("frames", {}).get("fps", {})) or 2
+    return expected_accuracy(load_validation(path), file_sha256(path), activity, cameras, settings)
+
+
+def trial_data(session: Session, name: str, limits: VerdictSettings, summary: dict[str, Any] | None,
+               settings: dict[str, Any] | None = None) -> TrialData:
+    """What the report shows of one trial, from its current outputs (``settings``: the run's effective config,
+    which the typical errors are checked against)."""
     trial = session.trial(name)
     tdir = session.output_dir / name
     summaries = _summaries(tdir)
@@ -409,6 +425,8 @@ def trial_data(session: Session, name: str, limits: VerdictSettings, summary: di
         t.reps = section.get("reps", [])
         t.figures = [f for f in (_figure(tdir / "report" / x["file"], x["caption"]) for x in section.get("figures", [])) if f]
         t.notes = list(section.get("notes", []))
+        if t.results:
+            t.accuracy, t.accuracy_note = trial_accuracy(summaries, t.activity, settings if settings is not None else session.config)
     elif trial.kind == "dynamic" and level != NOT_RUN:
         t.notes.append("No joint-angle results for this trial: the stages that make them did not finish (below).")
     t.notes += _outcome_notes(summary, name)
@@ -430,7 +448,7 @@ def session_data(session: Session, settings: dict[str, Any] | None = None) -> Se
     summary = _json(out / "summary.json")
     settings = settings if settings is not None else session.config
     limits = VerdictSettings.from_dict(settings["verdict"], "verdict")
-    trials = [trial_data(session, t.name, limits, summary) for t in session.trials]
+    trials = [trial_data(session, t.name, limits, summary, settings) for t in session.trials]
     trials.sort(key=lambda t: t.kind != "dynamic")  # results first, the standing trial after
     s = session.subject
     return SessionData(str(session.root), s.id, s.height_m, s.mass_kg, s.sex,

@@ -191,6 +191,8 @@ def test_a_synthetic_session_ends_with_its_report(tmp_path):
     assert run.report is not None and run.report.html == out / "report.html"
     html = (out / "report.html").read_text()
     assert "Trial squats" in html and "Trial static" in html and "Data quality" in html and "Repetitions" in html
+    # the shipped weights carry their accuracy record: the squats' typical errors are quoted
+    assert "How accurate these angles are" in html and "typical error (deg)" in html
     assert not re.search(r"https?://", html)
     assert all(i.startswith('<img src="data:image/png;base64,') for i in re.findall(r"<img\b[^>]*>", html))
     assert len(re.findall(rb"/Type\s*/Page\b", (out / "report.pdf").read_bytes())) >= 3
