@@ -26,7 +26,6 @@ from typing import Any
 import yaml
 
 from core.levels import DOUBTFUL, INCOMPLETE, OK, UNUSABLE
-from models.augmenter_validation import SPLIT_NOT_SEEN, WORDS, ExpectedAccuracy
 
 NOT_RUN = "not run"  # a trial with no verdict yet (beside the verdict levels of core/levels.py)
 # Verdict level -> tone of its text and banner.
@@ -66,6 +65,24 @@ class Figure:
 
     png: bytes
     caption: str
+
+
+@dataclass
+class ExpectedAccuracy:
+    """The typical errors of one trial's angles, as the accuracy benchmark measured them on a lab trial of the
+    same activity (models/augmenter_validation.py).
+
+    rows: (angle in words, MAE vs our model on mocap, MAE vs the lab's IK, deg, None where not measured;
+    True where the cameras cannot tell the angle from its neighbour: the pelvis-lumbar split).
+    """
+
+    activity: str
+    trial: str  # the lab trial they were measured on
+    phones: int
+    level: str
+    measured: str
+    rows: list[tuple[str, float | None, float | None, bool]]
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -297,8 +314,7 @@ def accuracy_blocks(a: ExpectedAccuracy | None, note: str) -> list[Block]:
     out.append(Para(f"Typical errors of these angles, measured against marker-based motion capture on a lab trial "
                     f"of the same activity ({a.activity.replace('_', '-')}, {a.phones} phones, realistic detector "
                     f"errors; measured {a.measured}). On average a frame's angle is this far from the motion capture's; some frames are further."))
-    split = {WORDS[c] for c in SPLIT_NOT_SEEN}
-    rows = [[name + (" *" if name in split else ""), fmt(same, ".1f"), fmt(lab, ".1f")] for name, same, lab in a.rows]
+    rows = [[name + (" *" if estimate else ""), fmt(same, ".1f"), fmt(lab, ".1f")] for name, same, lab, estimate in a.rows]
     out.append(Table(["angle", "typical error (deg)", "against a lab's standard model (deg)"], rows, small=True,
                      caption="Mean absolute error, right/left mean. First column: against the same body model fitted "
                              "to the motion capture markers (the software's own error). Second: against the lab's "

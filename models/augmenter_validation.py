@@ -16,9 +16,10 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from biomech.report import ExpectedAccuracy
 
 # Coordinates reported per activity, in the report's order (sided ones as the right/left mean).
 VALIDATED_COORDINATES = ("hip_flexion", "knee_angle", "ankle_angle", "hip_adduction", "hip_rotation",
@@ -110,22 +111,6 @@ def summarise(rows: list[dict], held_out: set[str], weights_sha256: str, config:
             "failed": failed, "activities": activities}
 
 
-@dataclass
-class ExpectedAccuracy:
-    """The typical errors of one trial's angles, as measured on a lab trial of the same activity.
-
-    rows: (angle in words, MAE vs our model on mocap, MAE vs the lab's IK), deg, None where not measured.
-    """
-
-    activity: str
-    trial: str  # the lab trial they were measured on
-    phones: int
-    level: str
-    measured: str
-    rows: list[tuple[str, float | None, float | None]]
-    notes: list[str] = field(default_factory=list)
-
-
 def expected_accuracy(validation: dict[str, Any] | None, weights_sha256: str | None, activity: str, cameras: int,
                       config: dict[str, Any]) -> tuple[ExpectedAccuracy | None, str]:
     """What a trial of ``activity`` filmed by ``cameras`` phones can expect, or (None, why not)."""
@@ -145,7 +130,7 @@ def expected_accuracy(validation: dict[str, Any] | None, weights_sha256: str | N
         return None, f"Accuracy was measured with {phones[0]} or more phones; this trial has {cameras}."
     n = max(usable)
     errs = act["phones"][str(n)]
-    rows = [(WORDS.get(c, c.replace("_", " ")), errs[c]["vs_same_model_deg"], errs[c]["vs_lab_ik_deg"])
+    rows = [(WORDS.get(c, c.replace("_", " ")), errs[c]["vs_same_model_deg"], errs[c]["vs_lab_ik_deg"], c in SPLIT_NOT_SEEN)
             for c in VALIDATED_COORDINATES if c in errs]
     notes = []
     if n < cameras:

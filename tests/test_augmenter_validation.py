@@ -52,7 +52,7 @@ def test_a_trial_quotes_the_record_only_for_the_weights_it_measured():
     rec = _record(cfg)
     acc, why = expected_accuracy(rec, "abc", "squats", 2, cfg)
     assert why == "" and acc.phones == 2 and acc.trial == "squats1" and not acc.notes
-    assert acc.rows[0] == ("hip flexion", 5.5, 15.5)
+    assert acc.rows[0] == ("hip flexion", 5.5, 15.5, False) and ("pelvic tilt", 5.0, 15.0, True) in acc.rows
     acc, _ = expected_accuracy(rec, "abc", "squats", 4, cfg)  # more phones than measured: the nearest below
     assert acc.phones == 3 and acc.rows[0][1] == 4.5 and "had 4" in acc.notes[0]
     assert expected_accuracy(rec, "other weights", "squats", 2, cfg)[0] is None
