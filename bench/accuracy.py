@@ -33,14 +33,15 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 from bench.lab_sessions import (HEIGHT_M, HELD_OUT, MASS_KG, S4, STATIC, activity, in_body_frame, lab_marker_bodies,
                                 lab_truth, make_lab_session)
-from biomech.compare import compare_tables
+from biomech.compare import compare_tables, side_mean
 from sessions.settings import Settings
 from biomech.landmarks import MOCAP_MARKERS, STUDY_MARKERS
 from biomech.mocap import reference_angles
 from biomech.mot import CoordinateTable, read_mot
 from biomech.trc import read_trc
 from models.augmenter import DEFAULT_WEIGHTS
-from models.augmenter_validation import file_sha256, summarise as summarise_validation
+from core.digest import file_sha256
+from models.augmenter_validation import summarise as summarise_validation
 from pipeline.scale import ik_marker_weights
 from pipeline.compare import rotations_only
 
@@ -237,9 +238,7 @@ def run_one(work: Path, refs: References, trial: str, cameras: int, level: str, 
 
 
 def _mean(row: dict, ref: str, base: str, key: str = "mae") -> float | None:
-    vals = [row[ref][f"{base}_{s}"][key] for s in ("r", "l") if f"{base}_{s}" in row.get(ref, {})]
-    vals = vals or ([row[ref][base][key]] if base in row.get(ref, {}) else [])
-    return round(float(np.mean(vals)), 2) if vals else None
+    return side_mean(row.get(ref, {}), base, key)
 
 
 def worst_target5(row: dict) -> tuple[str, float] | None:

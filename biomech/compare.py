@@ -208,6 +208,14 @@ def compare_tables(ours: CoordinateTable, ref: CoordinateTable, *, max_shift_s: 
     return Comparison(shift, r, coords, t, ao[:, kept], bo[:, kept], only_ours, only_ref, warnings)
 
 
+def side_mean(errors: dict[str, dict], base: str, key: str = "mae", digits: int = 2) -> float | None:
+    """The right/left mean of ``errors[f"{base}_r"][key]`` and ``errors[f"{base}_l"][key]`` (or the unsided
+    ``errors[base][key]`` for the pelvis and trunk), rounded to ``digits``; None when neither is there."""
+    vals = [errors[f"{base}_{s}"][key] for s in ("r", "l") if f"{base}_{s}" in errors]
+    vals = vals or ([errors[base][key]] if base in errors else [])
+    return round(float(np.mean(vals)), digits) if vals else None
+
+
 def bland_altman(ours: np.ndarray, ref: np.ndarray) -> dict[str, float]:
     """Bland-Altman statistics of paired samples (NaN pairs skipped): mean of each pair and difference
     (ours - ref) arrays, the bias (mean difference), the SD of the differences and the 95 % limits of

@@ -2,23 +2,23 @@
 every session report ("How accurate these angles are").
 
 ``python app.py bench accuracy --validation FILE`` (bench/accuracy.py) runs the held-out lab trials through
-the pipeline and writes the per-activity errors here, with the sha256 of the weights it measured and a
-digest of the settings it ran with. The report shows a trial's typical errors only when the weights the
+the pipeline and writes the per-activity errors here, with the sha256 of the weights it measured and the
+settings it ran with. The report shows a trial's typical errors only when the weights the
 trial was augmented with are those very weights; for a trial run with settings that change the measured
 stages it says which sections differ, since the numbers then describe the shipped settings, not the run's.
 
-Format (JSON): {"weights_sha256", "settings_digest", "measured", "level", "subject", "activities":
+Format (JSON): {"weights_sha256", "settings", "measured", "level", "subject", "activities":
 {activity: {"trial", "phones": {"2": {coordinate: {"vs_same_model_deg", "vs_lab_ik_deg"}}}}}}; activity as
 ``biomech.analysis.activity_from_name`` names it, coordinates without side (right/left mean).
 """
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
+from biomech.compare import side_mean
 from biomech.report import ExpectedAccuracy
 
 # Coordinates reported per activity, in the report's order (sided ones as the right/left mean).
@@ -41,14 +41,6 @@ def validation_path(weights: Path) -> Path:
     return weights.with_name(f"{weights.stem}_validation.json")
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def measured_settings(config: dict[str, Any]) -> dict[str, Any]:
     """The part of a config the measured errors depend on (``MEASURED_SECTIONS``), without the weights'
     path (the weights are identified by their sha256)."""
@@ -56,10 +48,6 @@ def measured_settings(config: dict[str, Any]) -> dict[str, Any]:
     if isinstance(out.get("augment"), dict):
         out["augment"].pop("weights", None)
     return out
-
-
-def settings_digest(config: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(measured_settings(config), sort_keys=True, default=str).encode()).hexdigest()
 
 
 def changed_sections(measured: dict[str, Any], config: dict[str, Any]) -> list[str]:
@@ -73,11 +61,6 @@ def changed_sections(measured: dict[str, Any], config: dict[str, Any]) -> list[s
         elif a != b:
             out.append(section)
     return out
-
-
-def _side_mean(errors: dict[str, dict], base: str, key: str = "mae") -> float | None:
-    vals = [errors[n][key] for n in (f"{base}_r", f"{base}_l", base) if n in errors and errors[n].get(key) is not None]
-    return round(sum(vals) / len(vals), 1) if vals else None
 
 
 def summarise(rows: list[dict], held_out: set[str], weights_sha256: str, config: dict[str, Any],
@@ -102,10 +85,10 @@ def summarise(rows: list[dict], held_out: set[str], weights_sha256: str, config:
             raise ValueError(f"two held-out trials of one activity ({act['trial']}, {r['trial']}): "
                              "the validation keeps one per activity")
         act["phones"][str(r["cameras"])] = {
-            c: {"vs_same_model_deg": _side_mean(r["vs_ours_on_mocap"], c), "vs_lab_ik_deg": _side_mean(r["vs_lab_ik"], c)}
+            c: {"vs_same_model_deg": side_mean(r["vs_ours_on_mocap"], c, digits=1),
+                "vs_lab_ik_deg": side_mean(r["vs_lab_ik"], c, digits=1)}
             for c in VALIDATED_COORDINATES}
-    return {"weights_sha256": weights_sha256, "settings_digest": settings_digest(config),
-            "settings": measured_settings(config), "measured": measured, "level": level,
+    return {"weights_sha256": weights_sha256, "settings": measured_settings(config), "measured": measured, "level": level,
             "subject": "one lab subject (held-out trials of the shared OpenCap lab-validation subject)",
             "two_d": "simulated phone views with our realistic detector error model (bench/lab_sessions.py)",
             "failed": failed, "activities": activities}

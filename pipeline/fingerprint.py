@@ -6,6 +6,8 @@ import json
 import os
 from pathlib import Path
 
+from core.digest import file_sha256
+
 
 class DigestCache:
     """sha256 of files, remembered in a JSON file keyed by path, size and modification time.
@@ -31,11 +33,7 @@ class DigestCache:
         hit = self._entries.get(key)
         if hit and hit[0] == st.st_size and hit[1] == st.st_mtime_ns:
             return hit[2]
-        h = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-        sha = h.hexdigest()
+        sha = file_sha256(path)
         self._entries[key] = [st.st_size, st.st_mtime_ns, sha]
         self._dirty = True
         return sha

@@ -29,9 +29,10 @@ from typing import Any
 
 import numpy as np
 
-from biomech.report import (NOT_RUN, BatchRow, BatchTrial, Figure, QualityItem, SessionData, TrialData,
+from biomech.report import (NOT_RUN, BatchRow, BatchTrial, ExpectedAccuracy, Figure, QualityItem, SessionData, TrialData,
                             build_document, fmt, render_batch_index, render_html, render_pdf)
-from models.augmenter_validation import expected_accuracy, file_sha256, load_validation
+from core.digest import file_sha256
+from models.augmenter_validation import expected_accuracy, load_validation
 from pipeline.analyse import AnalyseOutput
 from pipeline.frames import FramesOutput
 from pipeline.runner import StageContext, read_manifest
@@ -389,7 +390,8 @@ def _outcome_notes(summary: dict[str, Any] | None, name: str) -> list[str]:
     return notes
 
 
-def trial_accuracy(summaries: dict[str, dict[str, Any]], activity: str, settings: dict[str, Any]) -> tuple[Any, str]:
+def trial_accuracy(summaries: dict[str, dict[str, Any]], activity: str,
+                   settings: dict[str, Any]) -> tuple[ExpectedAccuracy | None, str]:
     """The typical errors the accuracy benchmark measured for this trial's activity with the augmenter weights
     its augment stage used (models/augmenter_validation.py), or (None, why not)."""
     weights = summaries.get("augment", {}).get("weights")

@@ -6,8 +6,9 @@ import json
 
 from biomech.report import build_document, render_html
 from models.augmenter import DEFAULT_WEIGHTS
-from models.augmenter_validation import (VALIDATED_COORDINATES, changed_sections, expected_accuracy, file_sha256,
-                                         load_validation, settings_digest, summarise, validation_path)
+from core.digest import file_sha256
+from models.augmenter_validation import (VALIDATED_COORDINATES, changed_sections, expected_accuracy, load_validation,
+                                         measured_settings, summarise, validation_path)
 from sessions.config import apply_overrides, load_defaults
 from tests.test_report import _session
 
@@ -44,7 +45,7 @@ def test_the_record_keeps_held_out_realistic_rows_per_activity_and_phones():
     assert sq["phones"]["2"]["pelvis_tilt"]["vs_same_model_deg"] == 5.0
     assert rec["activities"]["jump"]["phones"]["2"]["knee_angle"]["vs_same_model_deg"] == 3.5
     assert rec["failed"] == ["walking4 (2 phones)"]
-    assert rec["settings_digest"] == settings_digest(load_defaults())
+    assert rec["settings"] == measured_settings(load_defaults())
 
 
 def test_a_trial_quotes_the_record_only_for_the_weights_it_measured():
@@ -93,7 +94,7 @@ def test_the_shipped_weights_carry_their_own_accuracy_record():
     assert rec is not None, f"{validation_path(DEFAULT_WEIGHTS)} missing"
     assert rec["weights_sha256"] == file_sha256(DEFAULT_WEIGHTS)
     assert {"squats", "sit_to_stand", "jump", "walking"} <= set(rec["activities"])
-    assert rec["settings_digest"] == settings_digest(load_defaults()), (
+    assert rec["settings"] == measured_settings(load_defaults()), (
         "config.yaml changed a setting the accuracy record was measured with: measure again")
     for act in rec["activities"].values():
         for errs in act["phones"].values():
